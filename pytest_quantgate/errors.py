@@ -1,0 +1,47 @@
+"""The one exception hierarchy of pytest-quantgate.
+
+Every error a user can meet derives from :class:`QuantgateError`, and its message names the value, the
+file or key it came from, and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class QuantgateError(Exception):
+    """Base class of every error pytest-quantgate raises on purpose."""
+
+
+class PresetError(QuantgateError):
+    """A preset file or name that cannot be used: unknown name, bad YAML, unknown or mistyped key."""
+
+
+class InstallError(QuantgateError):
+    """Building or finding llama-server failed (no compiler, no network, build error)."""
+
+
+class ServerError(QuantgateError):
+    """A server could not be started, stopped working, or is unreachable."""
+
+
+class ServerStartError(ServerError):
+    """The server exited or never became ready during start-up."""
+
+
+class ServerDiedError(ServerError):
+    """The server process ended while the run still needed it."""
+
+
+class ClientError(QuantgateError):
+    """A request failed: HTTP error status, malformed response, timeout."""
+
+
+class SpecError(QuantgateError):
+    """A gate expression, mark argument or option value that cannot be understood."""
+
+
+class ResultsError(QuantgateError):
+    """A results or baseline file that cannot be read or does not fit the comparison asked for."""
+
+
+class ValidationError(QuantgateError):
+    """A validator could not judge an answer (not: the answer was wrong — that is an AssertionError)."""

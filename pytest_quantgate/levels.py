@@ -1,0 +1,258 @@
+"""Levels, samples and scores: what one level run produced, and what a whole run adds up to.
+
+A *level* is one test that asks the model and validates the answer; it is worth some points. Each level
+runs once per iteration; the suite's score for iteration k is the sum of the points of the levels that
+passed in iteration k (raw, and as % of the maximum).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pytest_quantgate.errors import SpecError
+from pytest_quantgate.stats import Rate, Summary, percentile, summarize, wilson
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from pytest_quantgate.client import Completion
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+LEVEL_MARK_KWARGS = ("points", "name", "iterations", "max_tokens", "timeout_s")
+
+
+@dataclass(frozen=True, slots=True)
+class LevelSpec:
+    """What ``@pytest.mark.level(...)`` says about a test."""
+
+    points: float = 1.0
+    name: str | None = None
+    iterations: int | None = None
+    max_tokens: int | None = None
+    timeout_s: float | None = None
+
+    @classmethod
+    def from_mark(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str) -> LevelSpec:
+        unknown = sorted(set(kwargs) - set(LEVEL_MARK_KWARGS))
+        if unknown:
+            raise SpecError(
+                f"{where}: unknown argument(s) {', '.join(map(repr, unknown))} to @pytest.mark.level; "
+                f"allowed: {', '.join(LEVEL_MARK_KWARGS)}"
+            )
+        if len(args) > 1:
+            raise SpecError(f"{where}: @pytest.mark.level takes at most one positional argument (points)")
+        points = kwargs.get("points", args[0] if args else 1)
+        if not isinstance(points, int | float) or isinstance(points, bool) or points < 0:
+            raise SpecError(f"{where}: level points must be a number >= 0, got {points!r}")
+        iterations = kwargs.get("iterations")
+        if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
+            raise SpecError(f"{where}: level iterations must be an integer >= 1, got {iterations!r}")
+        return cls(
+            points=float(points),
+            name=kwargs.get("name"),
+            iterations=iterations,
+            max_tokens=kwargs.get("max_tokens"),
+            timeout_s=kwargs.get("timeout_s"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """The measured part of one request (the texts go to the artifact, not here)."""
+
+    endpoint: str
+    wall_s: float
+    ttft_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_ms: float | None = None
+    predicted_ms: float | None = None
+    predicted_n: int | None = None
+    predicted_per_second: float | None = None
+    prompt_per_second: float | None = None
+    cache_n: int | None = None
+    draft_n: int | None = None
+    draft_n_accepted: int | None = None
+    tokens_per_s: float | None = None
+
+    @classmethod
+    def of(cls, completion: Completion) -> RequestRecord:
+        t = completion.timings
+        return cls(
+            endpoint=completion.endpoint,
+            wall_s=completion.wall_s,
+            ttft_s=completion.ttft_s,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            prompt_ms=t.prompt_ms if t else None,
+            predicted_ms=t.predicted_ms if t else None,
+            predicted_n=t.predicted_n if t else None,
+            predicted_per_second=t.predicted_per_second if t else None,
+            prompt_per_second=t.prompt_per_second if t else None,
+            cache_n=t.cache_n if t else None,
+            draft_n=t.draft_n if t else None,
+            draft_n_accepted=t.draft_n_accepted if t else None,
+            tokens_per_s=completion.tokens_per_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One level in one iteration on one preset."""
+
+    preset: str
+    level: str  # stable key: the test's node id without parameters
+    name: str  # display name
+    iteration: int
+    points: float
+    outcome: Outcome
+    duration_s: float
+    error: str | None = None
+    requests: tuple[RequestRecord, ...] = ()
+    memory_mb: float | None = None  # reading when the level finished
+    memory_peak_mb: float | None = None  # peak seen by this process's sampler so far
+    memory_source: str | None = None
+    gates: tuple[str, ...] = ()  # gate expressions declared by marks on this level
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Sample:
+        fields = dict(data)
+        fields["requests"] = tuple(RequestRecord(**r) for r in fields.get("requests", ()))
+        fields["gates"] = tuple(fields.get("gates", ()))
+        return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelAggregate:
+    level: str
+    name: str
+    points: float
+    rate: Rate
+    outcomes: tuple[bool, ...]  # pass/fail by iteration order
+
+
+@dataclass(frozen=True, slots=True)
+class IterationScore:
+    iteration: int
+    raw: float
+    percent: float
+    tokens_per_s: float | None
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunAggregate:
+    """Everything the decision table and the gates read, for one preset."""
+
+    preset: str
+    max_points: float
+    iterations: tuple[IterationScore, ...]
+    levels: tuple[LevelAggregate, ...]
+    score: Summary | None  # percent of the maximum, over iterations
+    score_raw: Summary | None
+    tps: Summary | None  # decode tokens/s per iteration
+    ttft_ms: Summary | None  # over requests
+    ttft_first_ms: float | None  # first request of iteration 1 (cold)
+    load_s: float | None
+    memory_peak_mb: float | None
+    memory_idle_mb: float | None
+    memory_source: str | None
+    errors: int
+    n_samples: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def iteration_tokens_per_s(samples: Iterable[Sample]) -> float | None:
+    """Decode rate over one iteration: Σ tokens / Σ decode seconds (server-reported when available)."""
+    tokens = 0.0
+    seconds = 0.0
+    client_rates = []
+    for sample in samples:
+        for r in sample.requests:
+            if r.predicted_n and r.predicted_ms:
+                tokens += r.predicted_n
+                seconds += r.predicted_ms / 1000
+            elif r.tokens_per_s:
+                client_rates.append(r.tokens_per_s)
+    if seconds > 0:
+        return tokens / seconds
+    if client_rates:
+        return math.fsum(client_rates) / len(client_rates)
+    return None
+
+
+def aggregate(preset: str, samples: Iterable[Sample], *, load_s: float | None = None) -> RunAggregate:
+    """Add one preset's samples up. Skipped samples are left out (they were never judged)."""
+    judged = [s for s in samples if s.preset == preset and s.outcome != "skipped"]
+    levels: dict[str, list[Sample]] = defaultdict(list)
+    by_iteration: dict[int, list[Sample]] = defaultdict(list)
+    for s in judged:
+        levels[s.level].append(s)
+        by_iteration[s.iteration].append(s)
+    points = {level: max(x.points for x in xs) for level, xs in levels.items()}
+    max_points = math.fsum(points.values())
+    iterations = []
+    for k in sorted(by_iteration):
+        raw = math.fsum(s.points for s in by_iteration[k] if s.passed)
+        iterations.append(
+            IterationScore(
+                iteration=k,
+                raw=raw,
+                percent=100 * raw / max_points if max_points else 0.0,
+                tokens_per_s=iteration_tokens_per_s(by_iteration[k]),
+                errors=sum(s.outcome == "error" for s in by_iteration[k]),
+            )
+        )
+    level_aggs = []
+    for level, xs in levels.items():
+        xs.sort(key=lambda s: s.iteration)
+        passed = sum(s.passed for s in xs)
+        level_aggs.append(
+            LevelAggregate(
+                level=level,
+                name=xs[0].name,
+                points=points[level],
+                rate=wilson(passed, len(xs)),
+                outcomes=tuple(s.passed for s in xs),
+            )
+        )
+    requests = [r for s in sorted(judged, key=lambda s: s.iteration) for r in s.requests]
+    ttfts = [r.ttft_s * 1000 for r in requests if r.ttft_s is not None]
+    first = min(judged, key=lambda s: s.iteration, default=None)
+    first_ttft = None
+    if first is not None:
+        first_ttft = next(
+            (r.ttft_s * 1000 for s in judged if s.iteration == first.iteration for r in s.requests if r.ttft_s),
+            None,
+        )
+    peaks = [m for s in judged for m in (s.memory_mb, s.memory_peak_mb) if m is not None]
+    # "Idle" as the field reads it: the steady state after iteration 1 (weights and caches settled).
+    steady = [s.memory_mb for s in judged if s.memory_mb is not None and s.iteration > 1]
+    steady = steady or [s.memory_mb for s in judged if s.memory_mb is not None]
+    return RunAggregate(
+        preset=preset,
+        max_points=max_points,
+        iterations=tuple(iterations),
+        levels=tuple(level_aggs),
+        score=summarize([it.percent for it in iterations]),
+        score_raw=summarize([it.raw for it in iterations]),
+        tps=summarize([it.tokens_per_s for it in iterations if it.tokens_per_s is not None]),
+        ttft_ms=summarize(ttfts),
+        ttft_first_ms=first_ttft,
+        load_s=load_s,
+        memory_peak_mb=max(peaks) if peaks else None,
+        memory_idle_mb=percentile(steady, 50) if steady else None,
+        memory_source=next((s.memory_source for s in judged if s.memory_source), None),
+        errors=sum(s.outcome == "error" for s in judged),
+        n_samples=len(judged),
+    )

@@ -1,0 +1,74 @@
+"""``Llm``: what a level test uses to ask the model (the ``llm`` fixture). Records every exchange."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pytest_quantgate.client import Client, Completion, Message
+    from pytest_quantgate.presets import Preset
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request as sent and its answer, kept for the iteration's artifact."""
+
+    kind: str  # "chat" or "complete"
+    prompt: str | Sequence[Message]
+    params: dict[str, Any]
+    completion: Completion
+
+
+class Llm:
+    """Ask the preset's model. ``llm.chat("...")`` or ``llm.complete("...")`` return a Completion whose
+    ``content`` (and ``reasoning``) the test validates."""
+
+    def __init__(
+        self,
+        client: Client,
+        preset: Preset,
+        *,
+        iteration: int,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+        before_request: Callable[[], None] | None = None,
+    ) -> None:
+        self.preset = preset
+        self.iteration = iteration
+        self.exchanges: list[Exchange] = []
+        self._client = client
+        self._max_tokens = max_tokens
+        self._timeout_s = timeout_s
+        self._before = before_request
+
+    @property
+    def base_url(self) -> str:
+        return self._client.base_url
+
+    def chat(self, prompt: str | Sequence[Message], **params: Any) -> Completion:
+        """Chat completion; keyword arguments go into the request body (max_tokens, temperature, ...)."""
+        __tracebackhide__ = True
+        return self._ask("chat", prompt, params)
+
+    def complete(self, prompt: str, **params: Any) -> Completion:
+        """Raw completion (no chat template), for base models and the tiny presets."""
+        __tracebackhide__ = True
+        return self._ask("complete", prompt, params)
+
+    def _ask(self, kind: str, prompt: str | Sequence[Message], params: dict[str, Any]) -> Completion:
+        __tracebackhide__ = True
+        if self._before is not None:
+            self._before()
+        params.setdefault("max_tokens", self._max_tokens)
+        if self._timeout_s is not None:
+            params.setdefault("timeout_s", self._timeout_s)
+        if kind == "chat":
+            completion = self._client.chat(prompt, **params)
+        else:
+            assert isinstance(prompt, str), "complete() takes a prompt string; use chat() for messages"
+            completion = self._client.complete(prompt, **params)
+        self.exchanges.append(Exchange(kind, prompt, dict(params), completion))
+        return completion

@@ -1,0 +1,180 @@
+"""Memory of a server: GPU memory through NVML where a GPU exists, resident memory (RSS) otherwise.
+
+Readings are real or absent — never estimated. A sampler thread records the peak over a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import psutil
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+MB = 1024 * 1024
+Source = Literal["nvml", "rss"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One measurement of a server's memory."""
+
+    mb: float
+    source: Source
+    at: float  # seconds since the sampler started
+
+
+class Probe(Protocol):
+    source: Source
+
+    def read_mb(self) -> float | None: ...
+
+
+class RssProbe:
+    """Resident memory of a process and all its children (a server may spawn helpers)."""
+
+    source: Source = "rss"
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+
+    def read_mb(self) -> float | None:
+        try:
+            root = psutil.Process(self._pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total / MB
+
+
+class NvmlProbe:
+    """GPU memory the server's processes hold, summed over every device NVML sees.
+
+    Falls back to device-wide used memory when the driver does not report per-process figures (some
+    consumer drivers and containers do not), which is then the honest upper bound.
+    """
+
+    source: Source = "nvml"
+
+    def __init__(self, nvml: ModuleType, pid: int) -> None:
+        self._nvml = nvml
+        self._pid = pid
+        self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+
+    def _pids(self) -> set[int]:
+        try:
+            root = psutil.Process(self._pid)
+            return {self._pid, *(p.pid for p in root.children(recursive=True))}
+        except psutil.Error:
+            return {self._pid}
+
+    def read_mb(self) -> float | None:
+        pids = self._pids()
+        per_process = 0
+        seen_any = False
+        for handle in self._handles:
+            with contextlib.suppress(self._nvml.NVMLError):
+                for info in self._nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                    seen_any = True
+                    if info.pid in pids and info.usedGpuMemory is not None:
+                        per_process += info.usedGpuMemory
+        if per_process:
+            return per_process / MB
+        if seen_any:
+            return 0.0
+        used = 0
+        for handle in self._handles:
+            with contextlib.suppress(self._nvml.NVMLError):
+                used += self._nvml.nvmlDeviceGetMemoryInfo(handle).used
+        return used / MB if used else None
+
+
+def nvml_module() -> ModuleType | None:
+    """pynvml, initialised, if a GPU and its driver are there; else None."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        if pynvml.nvmlDeviceGetCount() == 0:
+            return None
+    except Exception:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...: no usable GPU here
+        return None
+    nvml: ModuleType = pynvml
+    return nvml
+
+
+def gpu_description() -> str | None:
+    """'NVIDIA GeForce RTX 4090, driver 550.54' or None where no GPU is visible."""
+    nvml = nvml_module()
+    if nvml is None:
+        return None
+    try:
+        names = [nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(nvml.nvmlDeviceGetCount())]
+        driver = nvml.nvmlSystemGetDriverVersion()
+    except Exception:
+        return None
+    decoded = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return f"{', '.join(decoded)}, driver {driver.decode() if isinstance(driver, bytes) else driver}"
+
+
+def probe_for(pid: int, *, prefer_gpu: bool = True) -> Probe:
+    """NVML when a GPU is present and wanted, else RSS of the process tree."""
+    if prefer_gpu and (nvml := nvml_module()) is not None:
+        return NvmlProbe(nvml, pid)
+    return RssProbe(pid)
+
+
+class PeakSampler:
+    """Samples a probe on a background thread; keeps the peak, the first and the last reading.
+
+    "Idle" in the field's tables is the steady state after the first iteration: the owner marks it
+    with :meth:`mark_idle` at that moment.
+    """
+
+    def __init__(self, probe: Probe, interval_s: float = 0.25) -> None:
+        self.probe = probe
+        self.interval_s = interval_s
+        self.readings: list[Reading] = []
+        self.idle_mb: float | None = None
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="quantgate-memory", daemon=True)
+
+    def start(self) -> PeakSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def sample(self) -> float | None:
+        value = self.probe.read_mb()
+        if value is not None:
+            self.readings.append(Reading(value, self.probe.source, time.monotonic() - self._started))
+        return value
+
+    def mark_idle(self) -> None:
+        self.idle_mb = self.sample()
+
+    @property
+    def peak_mb(self) -> float | None:
+        return max((r.mb for r in self.readings), default=None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self.sample()

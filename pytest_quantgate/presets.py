@@ -1,0 +1,488 @@
+"""Presets: how to start one model. Our own YAML, gpumod preset files and llama-swap configs.
+
+Files are parsed into pydantic models that reject unknown keys (a typo is an error naming the file, the
+line and the key), then turned into the frozen :class:`Preset` the rest of the package uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pytest_quantgate.errors import PresetError
+
+Driver = Literal["llamacpp", "command", "external"]
+BUILTIN_DIR_NAME = "presets_data"
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+# -- the file models (boundary) -----------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplerModel(_Strict):
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None
+
+
+class RequestModel(_Strict):
+    max_tokens: int = Field(default=512, gt=0)
+    timeout_s: float = Field(default=900.0, gt=0)
+    stream: bool = True
+
+
+class PresetModel(_Strict):
+    """Our own preset file format."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    name: str | None = None
+    description: str | None = None
+    driver: Driver = "llamacpp"
+    binary: str | None = None
+    model: str | None = None
+    mmproj: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    context_size: int | None = Field(default=None, gt=0)
+    parallel: int = Field(default=1, ge=1)
+    extra_args: list[str] | str = Field(default_factory=list)
+    command: list[str] | str | None = None
+    base_url: str | None = None
+    health_endpoint: str = "/health"
+    env: dict[str, str] = Field(default_factory=dict)
+    startup_timeout: float = Field(default=120.0, gt=0)
+    quiesce: float = Field(default=0.0, ge=0)
+    memory_ceiling_mb: float | None = Field(default=None, gt=0)
+    api_key_env: str | None = None
+    sampler: SamplerModel = Field(default_factory=SamplerModel)
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    request: RequestModel = Field(default_factory=RequestModel)
+    gates: list[str] = Field(default_factory=list)
+
+
+class GpumodUnitVars(BaseModel):
+    # gpumod's unit_vars is an open mapping fed to systemd unit templates; keys we do not use are kept
+    # for gpumod and ignored here rather than rejected, since the same file must serve both tools.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    model_path: str | None = None
+    context_size: int | None = None
+    n_gpu_layers: int | None = None
+    jinja: bool | None = None
+    flash_attn: bool | None = None
+    extra_args: str | None = None
+    gpu_mem_util: float | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    dtype: str | None = None
+    enforce_eager: bool | None = None
+
+
+class GpumodPresetModel(_Strict):
+    """gpumod's preset file format, loaded as it is."""
+
+    id: str
+    name: str | None = None
+    driver: str
+    port: int
+    vram_mb: float | None = None
+    context_size: int | None = None
+    kv_cache_per_1k: float | None = None
+    model_id: str | None = None
+    model_path: str | None = None
+    health_endpoint: str = "/health"
+    startup_timeout: float = 120.0
+    supports_sleep: bool | None = None
+    sleep_mode: str | None = None
+    preflight_required: bool | None = None
+    description: str | None = None
+    unit_vars: GpumodUnitVars = Field(default_factory=GpumodUnitVars)
+
+
+class LlamaSwapModel(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)  # llama-swap grows keys; we read these
+    cmd: str
+    env: list[str] = Field(default_factory=list)
+    proxy: str | None = None
+    checkEndpoint: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("cmd is empty")
+        return value
+
+
+class LlamaSwapConfig(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    models: dict[str, LlamaSwapModel]
+
+
+# -- the inside value ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sampler:
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None
+
+    def request_fields(self) -> dict[str, Any]:
+        """The sampler as llama-server request fields (unset values are left to the server)."""
+        names = {"repeat_penalty": "repeat_penalty"}
+        out: dict[str, Any] = {}
+        for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed"):
+            value = getattr(self, key)
+            if value is not None:
+                out[names.get(key, key)] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """How to start (or reach) one model, with everything resolved: paths expanded, args split."""
+
+    id: str
+    name: str
+    driver: Driver
+    source: Path | None
+    binary: str | None = None
+    model: Path | None = None
+    mmproj: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    context_size: int | None = None
+    parallel: int = 1
+    extra_args: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    base_url: str | None = None
+    health_endpoint: str = "/health"
+    env: tuple[tuple[str, str], ...] = ()
+    startup_timeout_s: float = 120.0
+    quiesce_s: float = 0.0
+    memory_ceiling_mb: float | None = None
+    api_key_env: str | None = None
+    sampler: Sampler = field(default_factory=Sampler)
+    chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
+    max_tokens: int = 512
+    timeout_s: float = 900.0
+    stream: bool = True
+    gates: tuple[str, ...] = ()
+    origin: Literal["quantgate", "gpumod", "llama-swap"] = "quantgate"
+
+    def api_key(self) -> str | None:
+        """The API key from the environment variable the preset names, if any."""
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if value is None:
+            raise PresetError(
+                f"preset {self.id!r} ({self.source}) reads its API key from ${self.api_key_env}, which is not set"
+            )
+        return value
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+
+def builtin_dir() -> Path:
+    """The presets shipped inside the package (tiny-f16, tiny-q8_0, tiny-q4_0, ...)."""
+    return Path(str(resources.files("pytest_quantgate") / BUILTIN_DIR_NAME))
+
+
+def expand(value: str, base: Path | None = None) -> str:
+    """Expand ``~``, ``$VAR`` and ``${VAR}``; an unset variable is an error, not an empty string."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in os.environ:
+            raise PresetError(f"${name} is not set (used in {value!r})")
+        return os.environ[name]
+
+    out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, value)
+    return str(Path(out).expanduser()) if out.startswith("~") else out
+
+
+def _path(value: str | None, base: Path | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(expand(value))
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return path
+
+
+def load_file(path: Path) -> list[Preset]:
+    """Every preset one file defines: one for our format and gpumod's, several for a llama-swap config."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PresetError(f"cannot read preset file {path}: {exc.strerror or exc}") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f", line {where.line + 1}" if where is not None else ""
+        raise PresetError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: a preset file must be a YAML mapping, got {type(data).__name__}")
+    try:
+        if "models" in data and "id" not in data:
+            return _from_llama_swap(LlamaSwapConfig.model_validate(data), path)
+        if "unit_vars" in data or "vram_mb" in data or "model_id" in data:
+            return [_from_gpumod(GpumodPresetModel.model_validate(data), path)]
+        return [_from_own(PresetModel.model_validate(data), path)]
+    except ValidationError as exc:
+        raise PresetError(_describe(exc, path, node)) from exc
+
+
+def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
+    lines = [f"{path}: {exc.error_count()} problem(s) in the preset"]
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        line = _line_of(node, loc)
+        where = f"line {line}: " if line else ""
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {where}unknown key {key!r} (check the spelling; see docs/presets.md for the keys)")
+        else:
+            lines.append(f"  {where}{key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
+    """1-based line of the YAML key at *loc*, walking the composed node tree."""
+    line = None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key, value in node.value:
+            if key.value == part:
+                line = key.start_mark.line + 1
+                node = value
+                break
+        else:
+            break
+    return line
+
+
+def _from_own(model: PresetModel, path: Path | None) -> Preset:
+    base = path.parent if path else None
+    extra = shlex.split(expand(model.extra_args)) if isinstance(model.extra_args, str) else model.extra_args
+    command = model.command
+    if isinstance(command, str):
+        command = shlex.split(command)
+    if model.driver == "llamacpp" and not model.model:
+        raise PresetError(f"{path}: preset {model.id!r} uses driver llamacpp but sets no 'model' (a GGUF path)")
+    if model.driver == "command" and not command:
+        raise PresetError(f"{path}: preset {model.id!r} uses driver command but sets no 'command' (an argv)")
+    if model.driver == "external" and not model.base_url:
+        raise PresetError(f"{path}: preset {model.id!r} uses driver external but sets no 'base_url'")
+    return Preset(
+        id=model.id,
+        name=model.name or model.id,
+        driver=model.driver,
+        source=path,
+        binary=expand(model.binary) if model.binary else None,
+        model=_path(model.model, base),
+        mmproj=_path(model.mmproj, base),
+        host=model.host,
+        port=model.port,
+        context_size=model.context_size,
+        parallel=model.parallel,
+        extra_args=tuple(expand(a) for a in extra),
+        command=tuple(expand(a) for a in command or ()),
+        base_url=model.base_url,
+        health_endpoint=model.health_endpoint,
+        env=tuple(sorted((k, expand(v)) for k, v in model.env.items())),
+        startup_timeout_s=model.startup_timeout,
+        quiesce_s=model.quiesce,
+        memory_ceiling_mb=model.memory_ceiling_mb,
+        api_key_env=model.api_key_env,
+        sampler=Sampler(**model.sampler.model_dump()),
+        chat_template_kwargs=tuple(sorted(model.chat_template_kwargs.items())),
+        max_tokens=model.request.max_tokens,
+        timeout_s=model.request.timeout_s,
+        stream=model.request.stream,
+        gates=tuple(model.gates),
+    )
+
+
+def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
+    uv = model.unit_vars
+    extra = shlex.split(expand(uv.extra_args)) if uv.extra_args else []
+    parallel = _flag_int(extra, ("--parallel", "-np")) or 1
+    common: dict[str, Any] = {
+        "id": model.id,
+        "name": model.name or model.id,
+        "source": path,
+        "port": model.port,
+        "health_endpoint": model.health_endpoint,
+        "startup_timeout_s": model.startup_timeout,
+        "memory_ceiling_mb": model.vram_mb,
+        "parallel": parallel,
+        "origin": "gpumod",
+    }
+    if model.driver == "llamacpp":
+        args = list(extra)
+        if uv.n_gpu_layers is not None:
+            args += ["-ngl", str(uv.n_gpu_layers)]
+        if uv.jinja:
+            args.append("--jinja")
+        if uv.flash_attn:
+            args += ["--flash-attn", "on"]
+        gguf = uv.model_path or model.model_path
+        if not gguf:
+            raise PresetError(f"{path}: gpumod preset {model.id!r} has no model_path (top level or unit_vars)")
+        return Preset(
+            driver="llamacpp",
+            model=_path(gguf, path.parent),
+            context_size=uv.context_size or model.context_size,
+            extra_args=tuple(args),
+            **common,
+        )
+    if model.driver == "vllm":
+        if not model.model_id:
+            raise PresetError(f"{path}: gpumod vllm preset {model.id!r} has no model_id")
+        argv = ["vllm", "serve", model.model_id, "--host", "{host}", "--port", "{port}"]
+        for key, flag in (("gpu_mem_util", "--gpu-memory-utilization"), ("max_model_len", "--max-model-len"),
+                          ("max_num_seqs", "--max-num-seqs"), ("dtype", "--dtype")):  # fmt: skip
+            value = getattr(uv, key)
+            if value is not None:
+                argv += [flag, str(value)]
+        if uv.enforce_eager:
+            argv.append("--enforce-eager")
+        return Preset(driver="command", command=tuple(argv + extra), **common)
+    raise PresetError(
+        f"{path}: gpumod driver {model.driver!r} of preset {model.id!r} cannot be started by quantgate "
+        "(supported: llamacpp, vllm); attach to it instead with --base-url URL"
+    )
+
+
+def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
+    presets = []
+    for name, entry in config.models.items():
+        env = []
+        for item in entry.env:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise PresetError(f"{path}: models.{name}.env entry {item!r} is not KEY=VALUE")
+            env.append((key, expand(value)))
+        # llama-swap allows line continuations and comments inside cmd; shlex handles both once the
+        # backslash-newlines are joined.
+        cmd = shlex.split(entry.cmd.replace("\\\n", " "), comments=True)
+        argv = [a.replace("${PORT}", "{port}") for a in cmd]
+        presets.append(
+            Preset(
+                id=name,
+                name=entry.name or name,
+                driver="command",
+                source=path,
+                command=tuple(argv),
+                parallel=_flag_int(argv, ("--parallel", "-np")) or 1,
+                health_endpoint=entry.checkEndpoint or "/health",
+                env=tuple(sorted(env)),
+                origin="llama-swap",
+            )
+        )
+    return presets
+
+
+def _flag_int(args: list[str], names: tuple[str, ...]) -> int | None:
+    for i, arg in enumerate(args[:-1]):
+        if arg in names and args[i + 1].isdigit():
+            return int(args[i + 1])
+    return None
+
+
+# -- the search path ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """Every preset found on a search path, and the files that could not be read."""
+
+    presets: tuple[Preset, ...]
+    problems: tuple[str, ...]
+
+    def get(self, name: str) -> Preset:
+        for preset in self.presets:
+            if preset.id == name:
+                return preset
+        known = ", ".join(sorted(p.id for p in self.presets)) or "none"
+        hint = "" if not self.problems else "\nfiles that could not be read:\n  " + "\n  ".join(self.problems)
+        raise PresetError(
+            f"no preset named {name!r}. Known presets: {known}. Add a directory with --preset-dir DIR "
+            f"(or quantgate_preset_dirs in the ini file), or pass the path of a preset file.{hint}"
+        )
+
+
+def search_path(dirs: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
+    """The directories searched, first match wins: given ones, $QUANTGATE_PRESET_PATH, the built-ins."""
+    found = [Path(d).expanduser() for d in dirs]
+    found += [Path(p).expanduser() for p in os.environ.get("QUANTGATE_PRESET_PATH", "").split(os.pathsep) if p]
+    found.append(builtin_dir())
+    return found
+
+
+def catalogue(dirs: list[Path] | tuple[Path, ...] = ()) -> Catalogue:
+    presets: list[Preset] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for directory in search_path(dirs):
+        if not directory.is_dir():
+            problems.append(f"{directory}: not a directory")
+            continue
+        for file in sorted(p for p in directory.rglob("*") if p.suffix in _YAML_SUFFIXES and p.is_file()):
+            try:
+                for preset in load_file(file):
+                    if preset.id not in seen:
+                        seen.add(preset.id)
+                        presets.append(preset)
+            except PresetError as exc:
+                problems.append(str(exc).replace("\n", "\n    "))
+    return Catalogue(presets=tuple(presets), problems=tuple(problems))
+
+
+def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Preset:
+    """A preset by id (searched on the path), by file path, or ``FILE::ID`` for one model of a llama-swap
+    config."""
+    file_part, _, wanted = name_or_path.partition("::")
+    candidate = Path(file_part).expanduser()
+    if candidate.suffix in _YAML_SUFFIXES and candidate.is_file():
+        found = load_file(candidate)
+        if wanted:
+            return Catalogue(tuple(found), ()).get(wanted)
+        if len(found) > 1:
+            ids = ", ".join(p.id for p in found)
+            raise PresetError(f"{candidate} defines several presets ({ids}); pick one with {candidate}::ID")
+        return found[0]
+    for directory in search_path(dirs):
+        for suffix in _YAML_SUFFIXES:
+            quick = directory / f"{name_or_path}{suffix}"
+            if quick.is_file():
+                for preset in load_file(quick):
+                    if preset.id == name_or_path:
+                        return preset
+    return catalogue(dirs).get(name_or_path)
