@@ -171,7 +171,10 @@ class _XdistHooks:
 # -- collection ---------------------------------------------------------------------------------------
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # tryfirst: our parameters come first in the test id ("iter-03-<user params>"), so the level key can
+    # drop exactly them (see _level_key) and keep a suite's own parametrization as distinct levels.
     if "quantgate_iteration" not in metafunc.fixturenames:
         return
     from pytest_quantgate.errors import QuantgateError
@@ -224,12 +227,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keyed.append(((-1, 0, position), item))
             continue
         spec, gates = _marks(item)
-        base = item.nodeid.split("[", 1)[0]
-        name = spec.name or str(getattr(item, "originalname", None) or item.name)
-        item.stash[LEVEL_KEY] = LevelInfo(spec, base, name, gates)
         preset = params.params.get("quantgate_preset") if params else None
+        key, user_id = _level_key(item.nodeid, preset, iteration)
+        name = spec.name or str(getattr(item, "originalname", None) or item.name)
+        if user_id:
+            name = f"{name}[{user_id}]"
+        item.stash[LEVEL_KEY] = LevelInfo(spec, key, name, gates)
         keyed.append(((order.get(preset, 0) if preset else 0, iteration, position), item))
     items[:] = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
+
+
+def _level_key(nodeid: str, preset: str | None, iteration: int) -> tuple[str, str]:
+    """(level key, the suite's own parameter id) for a level item's node id."""
+    base, _, params = nodeid.partition("[")
+    params = params[:-1] if params.endswith("]") else params
+    prefix = (f"{preset}-" if preset else "") + f"iter-{iteration:02d}"
+    user = params[len(prefix) :].lstrip("-") if params.startswith(prefix) else params
+    return (f"{base}[{user}]" if user else base), user
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
@@ -477,11 +491,10 @@ class _Controller:
 
 def _preset_iteration(nodeid: str, config: pytest.Config) -> tuple[str, int]:
     presets = config.stash[CONFIG_KEY].presets
-    params = nodeid.rsplit("[", 1)[-1].rstrip("]")
-    match = _ITERATION_RE.search(params)
-    iteration = int(match.group(1)) if match else 1
+    params = nodeid.partition("[")[2]
     preset = next((p.id for p in presets if params.startswith(p.id + "-")), presets[0].id if presets else "none")
-    return preset, iteration
+    match = _ITERATION_RE.match(params.removeprefix(preset + "-"))
+    return preset, int(match.group(1)) if match else 1
 
 
 _ITERATION_RE = re.compile(r"iter-(\d+)")
@@ -496,6 +509,8 @@ def _report_gates(session: pytest.Session, recorder: Recorder) -> None:
     except QuantgateError as exc:
         raise pytest.UsageError(str(exc)) from None
     several = len(outcomes) > 1
+    # Gates are outcomes of the session, not collected items: count them so progress ends at 100 %.
+    session.testscollected += sum(len(results) for results in outcomes.values())
     for preset_id, results in outcomes.items():
         for outcome in results:
             scope = f"{preset_id}::" if several else ""

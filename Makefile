@@ -1,0 +1,36 @@
+# Two entry points, each doing its own set-up: `make demo` and `make test` (see README.md).
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+BASE    := $(VENV)/.base-installed
+DEV     := $(VENV)/.dev-installed
+TORCH   ?= torch==2.13.0
+
+.PHONY: demo test lint server clean
+
+$(BASE): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
+# torch is only needed to re-train the tiny model (and by the one test that does a few steps of that);
+# pinned so pip takes the CPU wheel instead of gigabytes of CUDA packages.
+$(DEV): $(BASE)
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,train]'
+	touch $@
+
+server: $(BASE)
+	$(VENV)/bin/quantgate install-server
+
+demo: server
+	$(VENV)/bin/pytest example_suites/tiny --preset tiny-f16 --preset tiny-q4_0
+
+test: $(DEV) server
+	QUANTGATE_REQUIRE_SERVER=1 QUANTGATE_REQUIRE_TORCH=1 $(VENV)/bin/pytest
+
+lint: $(DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .quantgate .pytest_cache .mypy_cache .ruff_cache
