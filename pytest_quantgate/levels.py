@@ -173,12 +173,18 @@ class RunAggregate:
 
 
 def iteration_tokens_per_s(samples: Iterable[Sample]) -> float | None:
-    """Decode rate over one iteration: Σ tokens / Σ decode seconds (server-reported when available)."""
+    """Decode rate over one iteration: Σ tokens / Σ decode seconds (server-reported when available).
+
+    Completions of a single token are left out: their decode time is ~0 (the token comes out of the
+    prefill), so they would report absurd rates such as 1,000,000 tok/s.
+    """
     tokens = 0.0
     seconds = 0.0
     client_rates = []
     for sample in samples:
         for r in sample.requests:
+            if r.predicted_n is not None and r.predicted_n < 2:
+                continue
             if r.predicted_n and r.predicted_ms:
                 tokens += r.predicted_n
                 seconds += r.predicted_ms / 1000

@@ -183,7 +183,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         spec, gates = _marks(metafunc.definition)
     except QuantgateError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        failure = str(exc)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(failure, pytrace=False)
     del gates  # validated here, read again per item
     presets = run_config.presets
     if len(presets) > 1:
@@ -199,6 +203,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _marks(node: pytest.Item | Any) -> tuple[LevelSpec, tuple[str, ...]]:
+    from pytest_quantgate.errors import SpecError
     from pytest_quantgate.gates import parse_gate
     from pytest_quantgate.levels import LevelSpec
 
@@ -208,7 +213,7 @@ def _marks(node: pytest.Item | Any) -> tuple[LevelSpec, tuple[str, ...]]:
     gates: list[str] = []
     for gate_mark in node.iter_markers("gate"):
         if gate_mark.kwargs:
-            raise pytest.UsageError(f"{where}: @pytest.mark.gate takes gate expressions as positional arguments")
+            raise SpecError(f"{where}: @pytest.mark.gate takes gate expressions as positional arguments")
         for expr in gate_mark.args:
             gates.append(parse_gate(str(expr), "mark", where).expr)
     return spec, tuple(dict.fromkeys(gates))
@@ -272,7 +277,11 @@ def quantgate_server(request: pytest.FixtureRequest, quantgate_preset: Preset) -
     try:
         lease = servers.lease(quantgate_preset)
     except QuantgateError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        failure = str(exc)
+    else:
+        failure = ""
+    if failure:  # outside the except block: no "During handling..." repetition of the message
+        pytest.fail(failure, pytrace=False)
     try:
         yield lease
     finally:
@@ -299,7 +308,11 @@ def llm(
     try:
         quantgate_server.check_alive()
     except QuantgateError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        failure = str(exc)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(failure, pytrace=False)
     servers = request.config.stash[SERVERS_KEY]
     info = request.node.stash.get(LEVEL_KEY, None)
     handle = Llm(

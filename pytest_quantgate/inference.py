@@ -1,0 +1,1083 @@
+"""Statistics between two runs: may the candidate preset replace the baseline?
+
+Pure functions on numbers; the caller builds the inputs from result files. Which method answers which
+question, and why, is explained in ``docs/statistics.md``. In short:
+
+* quality (pass/fail per level per iteration): :func:`quality_noninferiority`, a stratified
+  (levels are strata, iterations repeated draws within a level) MOVER-Wilson lower bound for the
+  points-weighted difference — valid at n = 15, no NaN at 0 % or 100 %;
+* matched items (same item on both presets): :func:`mcnemar` and :func:`paired_noninferiority`
+  (Tango's score interval);
+* only aggregate scores: :func:`unpaired_comparison` (Welch t and Mann-Whitney, labelled unpaired);
+* speed and memory: :func:`speed_delta`, significance AND a relative noise floor;
+* how many more iterations: :func:`iterations_needed`;
+* early stopping: :class:`SequentialTest` / :func:`sequential_decision`, a group-sequential design with
+  error spending, capped at 15 iterations.
+
+Units: proportions are fractions internally; every difference, bound and margin a user sees is in
+percentage points (pp) of the maximum score, i.e. on the 0-100 scale of the suite score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from pytest_quantgate.errors import SpecError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
+
+# scipy is imported inside the functions that need it: importing it costs ~0.3 s, and the plugin is
+# loaded on every `pytest` start, also for runs that never compare anything.
+
+Decision = Literal["swap", "keep", "continue"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval."""
+
+    estimate: float
+    lower: float
+    upper: float
+    confidence: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class LevelDifference:
+    """One level's pass-rate difference (candidate - baseline), in pp of that level's pass rate.
+
+    ``lower``/``upper`` are Newcombe's hybrid score interval at two-sided confidence 1 - 2*alpha, so
+    ``lower`` is the level's one-sided (1 - alpha) lower bound. ``contribution`` is the level's share of the
+    score difference: ``weight x difference`` (pp of the maximum score).
+    """
+
+    level: str
+    points: float
+    weight: float
+    baseline_passed: int
+    baseline_n: int
+    candidate_passed: int
+    candidate_n: int
+    difference: float
+    lower: float
+    upper: float
+    contribution: float
+
+
+@dataclass(frozen=True, slots=True)
+class NonInferiorityResult:
+    """Quality non-inferiority of candidate vs baseline, stratified by level.
+
+    ``difference`` is the estimated expected-score difference candidate - baseline in pp of the maximum
+    score; ``lower_bound``/``upper_bound`` are one-sided (1 - alpha) confidence bounds for it.
+    ``non_inferior`` is ``lower_bound > -margin``. ``n_baseline``/``n_candidate`` are the fewest
+    iterations any level has on that side (each level's own counts are in ``levels``).
+    """
+
+    difference: float
+    lower_bound: float
+    upper_bound: float
+    margin: float
+    alpha: float
+    non_inferior: bool
+    baseline_score: float
+    candidate_score: float
+    levels: tuple[LevelDifference, ...]
+    n_baseline: int
+    n_candidate: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class McNemarResult:
+    """McNemar's test on matched items.
+
+    ``b``: items the baseline got right and the candidate wrong; ``c``: the reverse. ``statistic`` is
+    min(b, c) for the exact binomial test and the continuity-corrected χ² (1 df) otherwise; the p-value
+    is two-sided.
+    """
+
+    b: int
+    c: int
+    n_pairs: int
+    statistic: float
+    p_value: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class PairedNonInferiorityResult:
+    """Non-inferiority on matched items: difference of correct-rates candidate - baseline (pp).
+
+    Bounds are one-sided (1 - alpha) Tango score bounds; ``non_inferior`` is ``lower_bound > -margin``.
+    """
+
+    difference: float
+    lower_bound: float
+    upper_bound: float
+    margin: float
+    alpha: float
+    non_inferior: bool
+    b: int
+    c: int
+    n_pairs: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnpairedComparison:
+    """Comparison of two lists of iteration scores when nothing can be matched.
+
+    ``unpaired`` is always True so that reports say the comparison ignored any pairing (and so may have
+    less power than a paired one). ``difference`` is mean(candidate) - mean(baseline); the bounds are
+    one-sided (1 - alpha) Welch bounds; p-values are two-sided. ``non_inferior`` is None without a margin.
+    """
+
+    difference: float
+    lower_bound: float
+    upper_bound: float
+    welch_p_value: float
+    mann_whitney_p_value: float
+    margin: float | None
+    alpha: float
+    non_inferior: bool | None
+    n_baseline: int
+    n_candidate: int
+    method: str
+    unpaired: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedDelta:
+    """A speed or memory change, counted only when significant AND larger than the noise floor.
+
+    ``relative_change`` is median(candidate) / median(baseline) - 1 (positive: the value went up,
+    whatever ``higher_is_better`` says). ``verdict`` is the better-label ("faster" by default) when the
+    candidate is better, the worse-label ("slower") when worse, else "no change (noise)" (not
+    significant) or "no change (below floor)" (significant but smaller than the floor).
+    """
+
+    baseline_median: float
+    candidate_median: float
+    relative_change: float
+    p_value: float
+    significant: bool
+    beyond_floor: bool
+    verdict: str
+    floor: float
+    alpha: float
+    higher_is_better: bool
+    n_baseline: int
+    n_candidate: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class IterationsNeeded:
+    """How many iterations per preset the quality non-inferiority decision needs for the given power.
+
+    ``per_preset`` is None when no number up to ``max_iterations`` is enough (e.g. a planning
+    difference at or below -margin); ``additional`` is then None as well.
+    """
+
+    per_preset: int | None
+    additional: int | None
+    current: int
+    margin: float
+    alpha: float
+    power: float
+    planning_difference: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialDecision:
+    """One look of the sequential test: "swap", "keep" or "continue", and why.
+
+    ``lower_bound`` is the MOVER lower bound at this look's efficacy level (swap iff > -margin),
+    ``upper_bound`` the upper bound at the futility level (keep iff < 0); both None before the first
+    look. ``final`` is True at the cap, where the decision is the fixed analysis at the adjusted level.
+    """
+
+    decision: Decision
+    iterations: int
+    lower_bound: float | None
+    upper_bound: float | None
+    efficacy_z: float | None
+    futility_z: float | None
+    final: bool
+    reason: str
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise SpecError(f"confidence={confidence!r} must lie strictly between 0 and 1, e.g. 0.95")
+
+
+def _check_alpha(alpha: float, name: str = "alpha") -> None:
+    # alpha is one-sided here; above 0.5 a "lower bound" would lie above the estimate.
+    if not 0.0 < alpha < 0.5:
+        raise SpecError(f"{name}={alpha!r} must lie strictly between 0 and 0.5 (one-sided), e.g. 0.05")
+
+
+def _check_margin(margin: float) -> None:
+    if not (math.isfinite(margin) and margin >= 0.0):
+        raise SpecError(
+            f"margin={margin!r} must be a finite number ≥ 0 in percentage points of the maximum score, "
+            "e.g. 2 (0 asks for 'not worse at all')"
+        )
+
+
+def _check_count(successes: int, n: int) -> None:
+    if n < 1:
+        raise SpecError(f"n={n} trials: an interval needs at least one trial")
+    if not 0 <= successes <= n:
+        raise SpecError(f"successes={successes} must lie between 0 and n={n}")
+
+
+def _z(one_sided_level: float) -> float:
+    from scipy import stats
+
+    return float(stats.norm.isf(one_sided_level))
+
+
+def _finite_values(values: Sequence[float], what: str) -> FloatArray:
+    arr = np.asarray([float(v) for v in values], dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise SpecError(f"{what} contains NaN or infinite values; drop failed iterations before comparing")
+    return arr
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Intervals valid at small n
+# --------------------------------------------------------------------------------------------------
+
+
+def _wilson_arrays(x: FloatArray, n: FloatArray, z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Wilson score bounds, vectorised; x may be fractional (used for sample-size projection)."""
+    z2 = z * z
+    denom = n + z2
+    centre = (x + z2 / 2.0) / denom
+    # max(0, ·) guards against -1e-17 from rounding when x is 0 or n.
+    half = z * np.sqrt(np.maximum(x * (n - x) / n + z2 / 4.0, 0.0)) / denom
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval for a binomial proportion (Wilson 1927; Newcombe 1998 method 3).
+
+    Good coverage from n ≈ 5 on and sensible at 0/n and n/n, where the Wald interval collapses to a
+    point. Proportions as fractions (0-1).
+    """
+    _check_count(successes, n)
+    _check_confidence(confidence)
+    z = np.asarray(_z((1.0 - confidence) / 2.0), dtype=np.float64)
+    lo, hi = _wilson_arrays(np.asarray(successes, dtype=np.float64), np.asarray(n, dtype=np.float64), z)
+    return Interval(successes / n, float(lo), float(hi), confidence, "Wilson score")
+
+
+def clopper_pearson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """Exact (Clopper-Pearson) interval from Beta quantiles; never below nominal coverage, hence wide."""
+    _check_count(successes, n)
+    _check_confidence(confidence)
+    from scipy import stats
+
+    a = (1.0 - confidence) / 2.0
+    lo = 0.0 if successes == 0 else float(stats.beta.ppf(a, successes, n - successes + 1))
+    hi = 1.0 if successes == n else float(stats.beta.isf(a, successes + 1, n - successes))
+    return Interval(successes / n, lo, hi, confidence, "Clopper-Pearson exact")
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Student-t interval for a mean.
+
+    With sd = 0 the interval is the point (no NaN). With fewer than 2 values it raises
+    :class:`SpecError`: one value says nothing about the spread, and an invented width would be read as
+    evidence. (:func:`pytest_quantgate.stats.summarize` reports an infinite interval instead, for display.)
+    """
+    _check_confidence(confidence)
+    xs = _finite_values(values, "values")
+    n = xs.size
+    if n < 2:
+        raise SpecError(
+            f"a confidence interval for a mean needs at least 2 values, got {n}; run at least 2 iterations "
+            "(the mean itself is still available)"
+        )
+    mean = float(xs.mean())
+    sd = float(xs.std(ddof=1))
+    if sd == 0.0:
+        return Interval(mean, mean, mean, confidence, "Student t (sd = 0: degenerate)")
+    from scipy import stats
+
+    half = float(stats.t.isf((1.0 - confidence) / 2.0, n - 1)) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, confidence, "Student t")
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Quality non-inferiority, stratified by level (MOVER-Wilson)
+# --------------------------------------------------------------------------------------------------
+
+
+def stratified_difference_bounds(
+    baseline_passed: npt.ArrayLike,
+    baseline_n: npt.ArrayLike,
+    candidate_passed: npt.ArrayLike,
+    candidate_n: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    z_lower: npt.ArrayLike,
+    z_upper: npt.ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Vectorised core of :func:`quality_noninferiority` (also used by the benchmark).
+
+    The last axis of the count arrays indexes levels; ``weights`` (one per level) are normalised to sum
+    to 1. ``z_lower``/``z_upper`` (broadcast against the leading axes) are the normal quantiles of the
+    lower and upper bound; ``z_upper`` defaults to ``z_lower``. Returns (difference, lower, upper) of
+    Σ wₗ (p_cand,ₗ - p_base,ₗ) in pp (x100).
+
+    Method: MOVER (Zou & Donner 2008; Zou, Huang & Zhang 2009) with Wilson limits per proportion. For
+    a linear combination Σ cᵢ θᵢ of independent proportions it recovers each term's variance from its
+    own Wilson limit on the side that matters:
+    L = Σ cᵢθ̂ᵢ - √Σ cᵢ²(θ̂ᵢ - lᵢ*)², with lᵢ* the lower Wilson limit where cᵢ > 0 and the upper one
+    where cᵢ < 0 (U symmetrically). With one level it is exactly Newcombe's (1998) method 10.
+    """
+    xb = np.asarray(baseline_passed, dtype=np.float64)
+    nb = np.asarray(baseline_n, dtype=np.float64)
+    xc = np.asarray(candidate_passed, dtype=np.float64)
+    nc = np.asarray(candidate_n, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    zl = np.asarray(z_lower, dtype=np.float64)[..., np.newaxis]
+    zu = zl if z_upper is None else np.asarray(z_upper, dtype=np.float64)[..., np.newaxis]
+    pb = xb / nb
+    pc = xc / nc
+    # The lower bound uses the candidate's lower and the baseline's upper Wilson limit, and vice versa.
+    _, base_hi = _wilson_arrays(xb, nb, zl)
+    cand_lo, _ = _wilson_arrays(xc, nc, zl)
+    base_lo, _ = _wilson_arrays(xb, nb, zu)
+    _, cand_hi = _wilson_arrays(xc, nc, zu)
+    diff = np.sum(w * (pc - pb), axis=-1)
+    down = np.sqrt(np.sum(w * w * ((pc - cand_lo) ** 2 + (base_hi - pb) ** 2), axis=-1))
+    up = np.sqrt(np.sum(w * w * ((cand_hi - pc) ** 2 + (pb - base_lo) ** 2), axis=-1))
+    return 100.0 * diff, 100.0 * (diff - down), 100.0 * (diff + up)
+
+
+def _level_counts(
+    baseline: Mapping[str, Sequence[bool]],
+    candidate: Mapping[str, Sequence[bool]],
+    points: Mapping[str, float],
+) -> tuple[list[str], FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Validate the per-level inputs; return names, passes and counts per side, and points."""
+    base_only = sorted(set(baseline) - set(candidate))
+    cand_only = sorted(set(candidate) - set(baseline))
+    if base_only or cand_only:
+        raise SpecError(
+            "baseline and candidate must have the same levels; only in baseline: "
+            f"{base_only or 'none'}, only in candidate: {cand_only or 'none'}. "
+            "Compare the common levels by passing only those."
+        )
+    if not baseline:
+        raise SpecError("no levels to compare: both runs have no level results")
+    levels = list(baseline)
+    missing = [lv for lv in levels if lv not in points]
+    if missing:
+        raise SpecError(f"no points given for level(s) {missing}; every compared level needs its points")
+    pts = np.asarray([float(points[lv]) for lv in levels], dtype=np.float64)
+    if not np.all(np.isfinite(pts)) or np.any(pts < 0) or pts.sum() <= 0:
+        raise SpecError(
+            f"level points {dict(zip(levels, pts.tolist(), strict=True))} must be finite, ≥ 0, and not all 0"
+        )
+    empty = [
+        f"{lv} ({side})"
+        for lv in levels
+        for side, runs in (("baseline", baseline), ("candidate", candidate))
+        if len(runs[lv]) == 0
+    ]
+    if empty:
+        raise SpecError(f"level(s) without any iteration: {', '.join(empty)}; run at least one iteration")
+    xb = np.asarray([sum(bool(v) for v in baseline[lv]) for lv in levels], dtype=np.float64)
+    nb = np.asarray([len(baseline[lv]) for lv in levels], dtype=np.float64)
+    xc = np.asarray([sum(bool(v) for v in candidate[lv]) for lv in levels], dtype=np.float64)
+    nc = np.asarray([len(candidate[lv]) for lv in levels], dtype=np.float64)
+    return levels, xb, nb, xc, nc, pts
+
+
+def quality_noninferiority(
+    baseline: Mapping[str, Sequence[bool]],
+    candidate: Mapping[str, Sequence[bool]],
+    points: Mapping[str, float],
+    margin: float,
+    alpha: float = 0.05,
+) -> NonInferiorityResult:
+    """Is the candidate's expected score at most *margin* pp below the baseline's?
+
+    *baseline*/*candidate* map level name → pass/fail per iteration; *points* maps level → its points.
+    The expected score is 100·Σ wₗ pₗ with wₗ = pointsₗ / Σ points and pₗ the level's true pass
+    probability, so the difference is in pp of the maximum score.
+
+    Levels are strata: the same fixed levels run on both presets, and the iterations are repeated
+    Bernoulli draws within a level. The one-sided (1 - alpha) lower bound of Σ wₗ (p_c - p_b) is the MOVER
+    combination of per-level Wilson limits (see :func:`stratified_difference_bounds`). Why this method:
+
+    * valid at small n — Wilson limits keep close to nominal coverage at n = 15, where Wald intervals
+      are too narrow, and stay inside [0, 1];
+    * defined at 0 % and 100 %: 15/15 on both sides gives a finite, honest bound, not NaN and not 0;
+    * exact symmetry: swapping the presets gives (-d, -U, -L);
+    * closed form, so the 10,000-trial simulations in ``benchmarks/bench_sequential.py`` that check its
+      error rates are cheap.
+
+    What a user sees when everything passes (15/15 on every level, both sides, points 25/25/25/15/10,
+    alpha = 0.05): difference 0.0 pp, lower bound about -7.2 pp — 15/15 is consistent with a true pass rate
+    near 85 %, so only a drop larger than ~7 pp can be ruled out; a 2 pp margin needs roughly 60+
+    iterations per preset (see :func:`iterations_needed`).
+
+    Assumes levels are independent of each other within an iteration; strongly correlated levels
+    (one bad iteration failing several levels) make the bound too narrow — compare with
+    :func:`unpaired_comparison` on the iteration scores.
+    """
+    _check_margin(margin)
+    _check_alpha(alpha)
+    levels, xb, nb, xc, nc, pts = _level_counts(baseline, candidate, points)
+    z = _z(alpha)
+    diff, lower, upper = stratified_difference_bounds(xb, nb, xc, nc, pts, z)
+    weights = pts / pts.sum()
+    per_level: list[LevelDifference] = []
+    for i, lv in enumerate(levels):
+        d, lo, hi = stratified_difference_bounds(xb[i : i + 1], nb[i : i + 1], xc[i : i + 1], nc[i : i + 1], [1.0], z)
+        per_level.append(
+            LevelDifference(
+                level=lv,
+                points=float(pts[i]),
+                weight=float(weights[i]),
+                baseline_passed=int(xb[i]),
+                baseline_n=int(nb[i]),
+                candidate_passed=int(xc[i]),
+                candidate_n=int(nc[i]),
+                difference=float(d),
+                lower=float(lo),
+                upper=float(hi),
+                contribution=float(weights[i] * d),
+            )
+        )
+    lower_f = float(lower)
+    return NonInferiorityResult(
+        difference=float(diff),
+        lower_bound=lower_f,
+        upper_bound=float(upper),
+        margin=float(margin),
+        alpha=alpha,
+        non_inferior=lower_f > -margin,
+        baseline_score=float(100.0 * np.sum(weights * xb / nb)),
+        candidate_score=float(100.0 * np.sum(weights * xc / nc)),
+        levels=tuple(per_level),
+        n_baseline=int(nb.min()),
+        n_candidate=int(nc.min()),
+        method="stratified MOVER-Wilson (Newcombe hybrid score per level)",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Matched items: McNemar and Tango
+# --------------------------------------------------------------------------------------------------
+
+_EXACT_MCNEMAR_MAX_DISCORDANT = 25
+
+
+def _discordant(pairs: Sequence[tuple[bool, bool]]) -> tuple[int, int, int]:
+    if len(pairs) == 0:
+        raise SpecError("no matched items: a paired comparison needs at least one (baseline, candidate) pair")
+    b = sum(1 for base, cand in pairs if bool(base) and not bool(cand))
+    c = sum(1 for base, cand in pairs if not bool(base) and bool(cand))
+    return b, c, len(pairs)
+
+
+def mcnemar(pairs: Sequence[tuple[bool, bool]]) -> McNemarResult:
+    """McNemar's test for matched items; each pair is (baseline correct, candidate correct).
+
+    Only discordant items carry information. With b + c ≤ 25 the exact two-sided binomial test
+    (c ~ Bin(b + c, ½)) is used, because the χ² approximation is poor for few discordant pairs;
+    above that, χ² with continuity correction, (|b - c| - 1)² / (b + c), 1 df.
+    """
+    b, c, n = _discordant(pairs)
+    m = b + c
+    if m == 0:
+        return McNemarResult(b, c, n, 0.0, 1.0, "McNemar exact binomial (no discordant pairs)")
+    from scipy import stats
+
+    if m <= _EXACT_MCNEMAR_MAX_DISCORDANT:
+        k = min(b, c)
+        p = min(1.0, 2.0 * float(stats.binom.cdf(k, m, 0.5)))
+        return McNemarResult(b, c, n, float(k), p, "McNemar exact binomial")
+    stat = (abs(b - c) - 1.0) ** 2 / m if abs(b - c) >= 1 else 0.0
+    return McNemarResult(b, c, n, stat, float(stats.chi2.sf(stat, 1)), "McNemar chi-squared, continuity-corrected")
+
+
+def _tango_statistic(delta: float, up: int, down: int, n: int) -> float:
+    """Tango's (1998) score statistic for H: p_cand - p_base = delta.
+
+    *up*: items only the candidate got right; *down*: only the baseline. The nuisance parameter (the
+    probability of a *down* item) is replaced by its maximum-likelihood value under H (closed form).
+    """
+    a = 2.0 * n
+    bq = -up - down + (2.0 * n - up + down) * delta
+    cq = -down * delta * (1.0 - delta)
+    q_down = (math.sqrt(max(bq * bq - 4.0 * a * cq, 0.0)) - bq) / (2.0 * a)
+    var = n * (2.0 * q_down + delta * (1.0 - delta))
+    num = up - down - n * delta
+    if var <= 0.0:
+        # Only reachable at |delta| = 1 with matching data; the sign is what root-finding needs.
+        return 0.0 if num == 0 else math.copysign(math.inf, num)
+    return num / math.sqrt(var)
+
+
+def _tango_bounds(up: int, down: int, n: int, z: float) -> tuple[float, float]:
+    """Bounds of Tango's interval at normal quantile *z*, as fractions in [-1, 1]."""
+    from scipy import optimize
+
+    est = (up - down) / n
+    eps = 1e-12
+
+    def stat(d: float) -> float:
+        return _tango_statistic(d, up, down, n)
+
+    # The statistic decreases in delta; each bound is where it crosses ±z, or the edge of [-1, 1]
+    # when it never does there (e.g. every item lost by the candidate).
+    lower = -1.0
+    if est > -1.0 and stat(-1.0 + eps) > z:
+        lower = float(optimize.brentq(lambda d: stat(d) - z, -1.0 + eps, est, xtol=1e-12))
+    upper = 1.0
+    if est < 1.0 and stat(1.0 - eps) < -z:
+        upper = float(optimize.brentq(lambda d: stat(d) + z, est, 1.0 - eps, xtol=1e-12))
+    return min(lower, est), max(upper, est)
+
+
+def paired_noninferiority(
+    pairs: Sequence[tuple[bool, bool]],
+    margin: float,
+    alpha: float = 0.05,
+) -> PairedNonInferiorityResult:
+    """Non-inferiority on matched items (pair = (baseline correct, candidate correct)), margin in pp.
+
+    Uses Tango's (1998) asymptotic score interval for the difference of paired proportions. Why: the
+    estimate (c - b)/n depends on both discordant counts *and* n, so an exact conditional test on
+    c | b + c (which answers "is c/(b+c) = ½?") cannot test a non-zero margin; Tango's interval inverts
+    a score test for the difference itself, stays inside [-1, 1], is defined with zero discordant items,
+    and keeps close to nominal coverage at small n (Tango 1998; Fagerland, Lydersen & Laake 2014, who
+    recommend it for paired differences).
+    """
+    _check_margin(margin)
+    _check_alpha(alpha)
+    b, c, n = _discordant(pairs)
+    lo, hi = _tango_bounds(c, b, n, _z(alpha))
+    lower, upper = 100.0 * lo, 100.0 * hi
+    return PairedNonInferiorityResult(
+        difference=100.0 * (c - b) / n,
+        lower_bound=lower,
+        upper_bound=upper,
+        margin=float(margin),
+        alpha=alpha,
+        non_inferior=lower > -margin,
+        b=b,
+        c=c,
+        n_pairs=n,
+        method="Tango score interval (paired)",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Unpaired comparison of iteration scores
+# --------------------------------------------------------------------------------------------------
+
+
+def _mann_whitney_p(xs: FloatArray, ys: FloatArray) -> float:
+    """Two-sided Mann-Whitney U p-value; 1.0 when every value is tied."""
+    if np.unique(np.concatenate([xs, ys])).size == 1:
+        # All values tied: no evidence of a shift (scipy's normal approximation divides by zero here).
+        return 1.0
+    from scipy import stats
+
+    p = float(stats.mannwhitneyu(ys, xs, alternative="two-sided").pvalue)
+    return 1.0 if math.isnan(p) else min(max(p, 0.0), 1.0)
+
+
+def unpaired_comparison(
+    baseline_scores: Sequence[float],
+    candidate_scores: Sequence[float],
+    margin: float | None = None,
+    alpha: float = 0.05,
+) -> UnpairedComparison:
+    """Compare two lists of iteration scores (0-100) without any pairing: Welch t and Mann-Whitney U.
+
+    Use only when per-level or per-item data are missing: it ignores the level structure, and on
+    matched items it loses much power against :func:`mcnemar`. Welch does not assume equal variances;
+    Mann-Whitney is the distribution-free check. Needs ≥ 2 scores per side. When both sides have
+    sd = 0 the Welch bounds collapse to the difference and its p-value is 1 (equal means) or 0.
+    """
+    if margin is not None:
+        _check_margin(margin)
+    _check_alpha(alpha)
+    xb = _finite_values(baseline_scores, "baseline_scores")
+    xc = _finite_values(candidate_scores, "candidate_scores")
+    if xb.size < 2 or xc.size < 2:
+        raise SpecError(
+            f"an unpaired comparison needs at least 2 scores per preset, got baseline {xb.size}, candidate "
+            f"{xc.size}; run more iterations"
+        )
+    from scipy import stats
+
+    diff = float(xc.mean() - xb.mean())
+    vb, vc = float(xb.var(ddof=1)) / xb.size, float(xc.var(ddof=1)) / xc.size
+    se = math.sqrt(vb + vc)
+    if se == 0.0:
+        lower = upper = diff
+        p_welch = 1.0 if diff == 0.0 else 0.0
+    else:
+        # Welch-Satterthwaite degrees of freedom; a zero-variance side contributes nothing.
+        df = (vb + vc) ** 2 / ((vb * vb / (xb.size - 1) if vb else 0.0) + (vc * vc / (xc.size - 1) if vc else 0.0))
+        t_crit = float(stats.t.isf(alpha, df))
+        lower, upper = diff - t_crit * se, diff + t_crit * se
+        p_welch = float(2.0 * stats.t.sf(abs(diff) / se, df))
+    return UnpairedComparison(
+        difference=diff,
+        lower_bound=lower,
+        upper_bound=upper,
+        welch_p_value=min(p_welch, 1.0),
+        mann_whitney_p_value=_mann_whitney_p(xb, xc),
+        margin=None if margin is None else float(margin),
+        alpha=alpha,
+        non_inferior=None if margin is None else lower > -margin,
+        n_baseline=int(xb.size),
+        n_candidate=int(xc.size),
+        method="Welch t (bounds, p) and Mann-Whitney U (p), unpaired",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Speed / memory with a noise floor
+# --------------------------------------------------------------------------------------------------
+
+
+def speed_delta(
+    baseline_values: Sequence[float],
+    candidate_values: Sequence[float],
+    floor: float = 0.05,
+    higher_is_better: bool = True,
+    alpha: float = 0.05,
+    better_label: str = "faster",
+    worse_label: str = "slower",
+) -> SpeedDelta:
+    """Did speed (tokens/s; ``higher_is_better=True``) or latency/memory (``False``) really change?
+
+    A change counts only when it is significant — two-sided Mann-Whitney U over the iteration (or
+    request) values at *alpha*; two-sided because either direction is reported, and a one-sided test
+    in the direction the data happen to point would double the false-alarm rate — AND its size,
+    |median(candidate) / median(baseline) - 1|, exceeds *floor* (default 5 %): with hundreds of TTFT
+    samples a 0.5 % shift becomes significant but is not worth reporting, and machine noise
+    (thermal state, other load) routinely moves medians by a few percent.
+
+    For TTFT and memory (lower is better) a decrease is reported as *better_label* ("faster"); pass
+    e.g. ``better_label="smaller", worse_label="larger"`` for memory. With 1 value per side the test
+    can never be significant (p = 1) and the verdict is "no change (noise)".
+    """
+    if not (math.isfinite(floor) and floor >= 0.0):
+        raise SpecError(f"floor={floor!r} must be a finite fraction ≥ 0, e.g. 0.05 for 5 %")
+    if not 0.0 < alpha < 1.0:
+        raise SpecError(f"alpha={alpha!r} must lie strictly between 0 and 1, e.g. 0.05")
+    xb = _finite_values(baseline_values, "baseline_values")
+    xc = _finite_values(candidate_values, "candidate_values")
+    if xb.size == 0 or xc.size == 0:
+        raise SpecError(f"speed comparison needs values on both sides, got baseline {xb.size}, candidate {xc.size}")
+    mb, mc = float(np.median(xb)), float(np.median(xc))
+    if mb == 0.0:
+        raise SpecError(
+            "the baseline median is 0, so a relative change is undefined; check that the baseline run "
+            "recorded this metric (the absolute values are still comparable)"
+        )
+    rel = mc / mb - 1.0
+    p = _mann_whitney_p(xb, xc)
+    significant = p < alpha
+    beyond = abs(rel) > floor
+    if not significant:
+        verdict = "no change (noise)"
+    elif not beyond:
+        verdict = "no change (below floor)"
+    else:
+        went_up = rel > 0.0
+        verdict = better_label if went_up == higher_is_better else worse_label
+    return SpeedDelta(
+        baseline_median=mb,
+        candidate_median=mc,
+        relative_change=rel,
+        p_value=p,
+        significant=significant,
+        beyond_floor=beyond,
+        verdict=verdict,
+        floor=floor,
+        alpha=alpha,
+        higher_is_better=higher_is_better,
+        n_baseline=int(xb.size),
+        n_candidate=int(xc.size),
+        method="Mann-Whitney U (two-sided) + ratio of medians vs floor",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. Iterations needed
+# --------------------------------------------------------------------------------------------------
+
+
+def iterations_needed(
+    baseline: Mapping[str, Sequence[bool]],
+    candidate: Mapping[str, Sequence[bool]],
+    points: Mapping[str, float],
+    margin: float,
+    alpha: float = 0.05,
+    power: float = 0.80,
+    planning_difference: float = 0.0,
+    max_iterations: int = 10_000,
+) -> IterationsNeeded:
+    """Iterations per preset for :func:`quality_noninferiority` to show non-inferiority with *power*.
+
+    Per-level pass rates are estimated from both presets pooled (the planning assumption is that the
+    candidate is truly *planning_difference* pp from the baseline, 0 = truly equal, the conventional
+    choice; pass the observed difference to plan pessimistically). At n iterations the lower bound is
+    about (estimate - h(n)), with h(n) the MOVER-Wilson halfwidth at the expected counts and the
+    estimate normal with sd s(n) = 100 * sqrt(sum w^2 * 2p(1-p) / n); the answer is the smallest n with
+    planning_difference - h(n) - z_power * s(n) > -margin. Levels at 100 % have s = 0 but h(n) still
+    shrinks only like z^2/(n + z^2), so all-pass levels correctly ask for more iterations instead of
+    claiming zero variance. Checked against simulation in the tests; an approximation (about +-20 %),
+    meant for "inconclusive — about N more iterations needed".
+    """
+    _check_margin(margin)
+    _check_alpha(alpha)
+    if not 0.5 <= power < 1.0:
+        raise SpecError(f"power={power!r} must lie in [0.5, 1), e.g. 0.8")
+    if max_iterations < 1:
+        raise SpecError(f"max_iterations={max_iterations} must be ≥ 1")
+    _levels, xb, nb, xc, nc, pts = _level_counts(baseline, candidate, points)
+    current = int(min(nb.min(), nc.min()))
+    pooled = (xb + xc) / (nb + nc)
+    weights = pts / pts.sum()
+    z_alpha, z_power = _z(alpha), _z(1.0 - power)
+    method = "projected MOVER-Wilson bound + normal spread of the estimate, pooled per-level rates"
+
+    def enough(n: int) -> bool:
+        # The bound is roughly (estimate - halfwidth): the halfwidth at the expected counts is nearly
+        # fixed, the estimate varies with sd `spread`. Power = P(bound > -margin).
+        nn = np.full_like(pooled, float(n))
+        _d, lo, _u = stratified_difference_bounds(pooled * nn, nn, pooled * nn, nn, pts, z_alpha)
+        spread = 100.0 * math.sqrt(float(np.sum(weights**2 * 2.0 * pooled * (1.0 - pooled))) / n)
+        return planning_difference + float(lo) - z_power * spread > -margin
+
+    if not enough(max_iterations):
+        return IterationsNeeded(None, None, current, float(margin), alpha, power, planning_difference, method)
+    lo_n, hi_n = 1, max_iterations
+    # halfwidth(n) decreases in n, so bisection finds the first n that is enough.
+    while lo_n < hi_n:
+        mid = (lo_n + hi_n) // 2
+        if enough(mid):
+            hi_n = mid
+        else:
+            lo_n = mid + 1
+    return IterationsNeeded(
+        lo_n, max(0, lo_n - current), current, float(margin), alpha, power, planning_difference, method
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 7. Sequential early stopping: group-sequential design with error spending
+# --------------------------------------------------------------------------------------------------
+
+
+def hsd_spending(t: float, total: float, gamma: float) -> float:
+    """Hwang-Shih-DeCani error-spending function: error spent by information fraction *t* ∈ [0, 1].
+
+    gamma = -4 resembles O'Brien-Fleming (spends little early), gamma = 1 resembles Pocock (spends
+    evenly), gamma = 0 is linear.
+    """
+    if t <= 0.0:
+        return 0.0
+    t = min(t, 1.0)
+    if gamma == 0.0:
+        return total * t
+    return total * (1.0 - math.exp(-gamma * t)) / (1.0 - math.exp(-gamma))
+
+
+def group_sequential_boundaries(
+    information: Sequence[float],
+    cumulative_spend: Sequence[float],
+    grid_points: int = 401,
+) -> tuple[float, ...]:
+    """One-sided upper boundaries z₁…z_K for a group-sequential test.
+
+    *information* are increasing information fractions (last = 1 for a planned maximum),
+    *cumulative_spend* the error to have spent by each look. Boundaries satisfy
+    P₀(Z₁ < z₁, …, Z_{k-1} < z_{k-1}, Z_k ≥ z_k) = spend_k - spend_{k-1} under the canonical joint
+    distribution (Z_k = S_k / √t_k, S a standard Brownian motion), computed by recursive numerical
+    integration (Armitage, McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19) with Simpson's rule.
+    A look that spends nothing gets +inf.
+    """
+    from scipy import optimize, stats
+
+    t = np.asarray(information, dtype=np.float64)
+    cum = np.asarray(cumulative_spend, dtype=np.float64)
+    if t.size == 0 or t.size != cum.size or np.any(np.diff(t) <= 0) or t[0] <= 0:
+        raise SpecError("information fractions must be positive and increasing, one spend value per look")
+    if np.any(np.diff(cum) < -1e-15) or cum[0] < 0 or cum[-1] >= 0.5:
+        raise SpecError("cumulative spend must be non-decreasing, ≥ 0 and < 0.5")
+    m = grid_points | 1  # Simpson's rule needs an odd number of points
+    simpson = np.ones(m)
+    simpson[1:-1:2] = 4.0
+    simpson[2:-1:2] = 2.0
+    spend = np.diff(np.concatenate([[0.0], cum]))
+    bounds: list[float] = []
+    # Sub-density of S_{k-1} on the continuation region, as integration weights on its grid.
+    grid = np.zeros(1)
+    mass = np.ones(1)
+    sd_step = 1.0
+    for k in range(t.size):
+        sd_k = math.sqrt(t[k])
+        sd_step = sd_k if k == 0 else math.sqrt(t[k] - t[k - 1])
+        lo_s = -10.0 * sd_k  # mass below -10 sd is negligible under the null (drift 0)
+        target = float(spend[k])
+
+        def excess(
+            b: float,
+            grid: FloatArray = grid,
+            mass: FloatArray = mass,
+            sd: float = sd_step,
+            target: float = target,
+        ) -> float:
+            # P(continued so far and S_k >= b) minus the error this look may spend.
+            return float(np.sum(mass * stats.norm.sf((b - grid) / sd))) - target
+
+        if target <= 1e-15:
+            b_k, top = math.inf, 10.0 * sd_k
+        else:
+            b_k = float(optimize.brentq(excess, lo_s, 15.0 * sd_k, xtol=1e-10))
+            top = b_k
+        bounds.append(b_k / sd_k)
+        new_grid = np.linspace(lo_s, top, m)
+        kernel = stats.norm.pdf((new_grid[np.newaxis, :] - grid[:, np.newaxis]) / sd_step) / sd_step
+        dens = np.asarray(mass @ kernel, dtype=np.float64)
+        grid, mass = new_grid, dens * simpson * (new_grid[1] - new_grid[0]) / 3.0
+    return tuple(bounds)
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialTest:
+    """Group-sequential non-inferiority test with a look after every iteration and a hard cap.
+
+    Two one-sided group-sequential tests run side by side on the MOVER-Wilson bounds of
+    :func:`quality_noninferiority`, with information fraction t = n / max_iterations:
+
+    * **swap** (efficacy) at look k when the lower bound at z = ``efficacy_z[k]`` is > -margin. The
+      boundaries spend ``alpha`` with a Hwang-Shih-DeCani function (``efficacy_gamma``), so the
+      probability of ever swapping a candidate that is truly worse by the margin is ≤ alpha.
+    * **keep** (futility) at look k when the upper bound at z = ``futility_z[k]`` is < 0, i.e. the data
+      reject "the candidate is truly as good" by a group-sequential test of level ``beta``. This is
+      non-binding: ignoring it never raises the false-swap rate, and it costs at most ``beta`` power
+      when the candidate is truly equal.
+    * at ``max_iterations`` the fixed analysis decides: swap iff the lower bound at the final,
+      spending-adjusted efficacy level is > -margin, else keep.
+
+    Error rates rely on the usual asymptotics (independent increments); at n ≤ 15 they are checked by
+    simulation in ``benchmarks/bench_sequential.py`` (see ``docs/statistics.md``). Build with
+    :meth:`create`, which computes the boundaries once.
+    """
+
+    margin: float
+    alpha: float
+    beta: float
+    min_iterations: int
+    max_iterations: int
+    efficacy_gamma: float
+    futility_gamma: float
+    efficacy_z: tuple[float, ...]
+    futility_z: tuple[float, ...]
+
+    @classmethod
+    def create(
+        cls,
+        margin: float,
+        alpha: float = 0.05,
+        beta: float = 0.10,
+        min_iterations: int = 3,
+        max_iterations: int = 15,
+        efficacy_gamma: float = 0.0,
+        futility_gamma: float = 0.0,
+    ) -> SequentialTest:
+        """Compute the boundaries for looks at n = min_iterations, …, max_iterations."""
+        _check_margin(margin)
+        _check_alpha(alpha)
+        _check_alpha(beta, "beta")
+        if not 1 <= min_iterations <= max_iterations:
+            raise SpecError(f"need 1 ≤ min_iterations ({min_iterations}) ≤ max_iterations ({max_iterations})")
+        looks = [n / max_iterations for n in range(min_iterations, max_iterations + 1)]
+        eff = group_sequential_boundaries(looks, [hsd_spending(t, alpha, efficacy_gamma) for t in looks])
+        fut = group_sequential_boundaries(looks, [hsd_spending(t, beta, futility_gamma) for t in looks])
+        return cls(
+            margin=float(margin),
+            alpha=alpha,
+            beta=beta,
+            min_iterations=min_iterations,
+            max_iterations=max_iterations,
+            efficacy_gamma=efficacy_gamma,
+            futility_gamma=futility_gamma,
+            efficacy_z=eff,
+            futility_z=fut,
+        )
+
+    def look_index(self, iterations: int) -> int | None:
+        """Index into the boundaries for *iterations* done, or None before the first look."""
+        if iterations < self.min_iterations:
+            return None
+        return min(iterations, self.max_iterations) - self.min_iterations
+
+    def decide(
+        self,
+        baseline: Mapping[str, Sequence[bool]],
+        candidate: Mapping[str, Sequence[bool]],
+        points: Mapping[str, float],
+    ) -> SequentialDecision:
+        """Decide after the latest iteration. The look is the fewest iterations any level has on either
+        side; running past ``max_iterations`` is analysed as the final look (conservative)."""
+        _levels, xb, nb, xc, nc, pts = _level_counts(baseline, candidate, points)
+        n = int(min(nb.min(), nc.min()))
+        k = self.look_index(n)
+        if k is None:
+            return SequentialDecision(
+                decision="continue",
+                iterations=n,
+                lower_bound=None,
+                upper_bound=None,
+                efficacy_z=None,
+                futility_z=None,
+                final=False,
+                reason=f"first look after {self.min_iterations} iterations per preset",
+            )
+        final = n >= self.max_iterations
+        ze, zf = self.efficacy_z[k], self.futility_z[k]
+        _d, lower, _u = stratified_difference_bounds(xb, nb, xc, nc, pts, ze)
+        _d, _l, upper = stratified_difference_bounds(xb, nb, xc, nc, pts, zf)
+        lo, hi = float(lower), float(upper)
+        decision: Decision
+        if lo > -self.margin:
+            decision = "swap"
+            reason = f"lower bound {lo:+.2f} pp > -{self.margin:g} pp at look {n} (z = {ze:.3f})"
+        elif final:
+            decision = "keep"
+            reason = (
+                f"cap of {self.max_iterations} iterations reached; lower bound {lo:+.2f} pp <= "
+                f"-{self.margin:g} pp (fixed analysis at z = {ze:.3f})"
+            )
+        elif hi < 0.0:
+            decision = "keep"
+            reason = f"futility: upper bound {hi:+.2f} pp < 0 at look {n} (z = {zf:.3f}); the candidate is worse"
+        else:
+            decision = "continue"
+            reason = f"lower bound {lo:+.2f} pp <= -{self.margin:g} pp and upper bound {hi:+.2f} pp >= 0"
+        return SequentialDecision(
+            decision=decision,
+            iterations=n,
+            lower_bound=lo,
+            upper_bound=hi,
+            efficacy_z=ze,
+            futility_z=zf,
+            final=final,
+            reason=reason,
+        )
+
+    def simulate(
+        self,
+        baseline_outcomes: npt.ArrayLike,
+        candidate_outcomes: npt.ArrayLike,
+        points: npt.ArrayLike,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """Run the test on many simulated histories at once (for benchmarks and design checks).
+
+        Outcome arrays are booleans of shape (trials, iterations, levels) with iterations ≥
+        ``max_iterations``; *points* has one entry per level. Returns (swapped, iterations used) per
+        trial, with exactly the decisions :meth:`decide` would take after each iteration.
+        """
+        ob = np.asarray(baseline_outcomes, dtype=bool)
+        oc = np.asarray(candidate_outcomes, dtype=bool)
+        if ob.ndim != 3 or ob.shape != oc.shape or ob.shape[1] < self.max_iterations:
+            raise SpecError(
+                "outcome arrays must both have shape (trials, iterations >= max_iterations, levels); got "
+                f"{ob.shape} and {oc.shape}"
+            )
+        looks = np.arange(self.min_iterations, self.max_iterations + 1)
+        xb = ob.cumsum(axis=1, dtype=np.float64)[:, looks - 1]
+        xc = oc.cumsum(axis=1, dtype=np.float64)[:, looks - 1]
+        n = np.broadcast_to(looks.astype(np.float64)[:, np.newaxis], xb.shape[1:])
+        _d, lower, _u = stratified_difference_bounds(xb, n, xc, n, points, np.asarray(self.efficacy_z))
+        _d, _l, upper = stratified_difference_bounds(xb, n, xc, n, points, np.asarray(self.futility_z))
+        swap = lower > -self.margin
+        keep = upper < 0.0
+        keep[:, -1] = ~swap[:, -1]  # the cap: the fixed analysis decides
+        first = np.argmax(swap | keep, axis=1)
+        trials = np.arange(ob.shape[0])
+        return swap[trials, first], looks[first].astype(np.int64)
+
+
+def sequential_decision(
+    baseline: Mapping[str, Sequence[bool]],
+    candidate: Mapping[str, Sequence[bool]],
+    points: Mapping[str, float],
+    margin: float,
+    alpha: float = 0.05,
+    beta: float = 0.10,
+    max_iterations: int = 15,
+) -> SequentialDecision:
+    """One-call form of :class:`SequentialTest` with the default design (builds boundaries each call;
+    keep a :class:`SequentialTest` around when deciding after every iteration)."""
+    test = SequentialTest.create(margin, alpha=alpha, beta=beta, max_iterations=max_iterations)
+    return test.decide(baseline, candidate, points)
+
+
+__all__ = [
+    "Decision",
+    "Interval",
+    "IterationsNeeded",
+    "LevelDifference",
+    "McNemarResult",
+    "NonInferiorityResult",
+    "PairedNonInferiorityResult",
+    "SequentialDecision",
+    "SequentialTest",
+    "SpeedDelta",
+    "UnpairedComparison",
+    "clopper_pearson_interval",
+    "group_sequential_boundaries",
+    "hsd_spending",
+    "iterations_needed",
+    "mcnemar",
+    "mean_ci",
+    "paired_noninferiority",
+    "quality_noninferiority",
+    "sequential_decision",
+    "speed_delta",
+    "stratified_difference_bounds",
+    "unpaired_comparison",
+    "wilson_interval",
+]
