@@ -254,7 +254,9 @@ def _extract_vendor(tarball: Path, dest: Path) -> None:
             members = []
             for member in archive.getmembers():
                 parts = member.name.split("/", 3)
-                if len(parts) == 4 and parts[1:3] == ["vendor", "llama.cpp"]:
+                # The tree's .git is a gitlink into the sdist's own .git: useless here, and cmake's
+                # build-info step prints "not a git repository" for it.
+                if len(parts) == 4 and parts[1:3] == ["vendor", "llama.cpp"] and parts[3] != ".git":
                     member.name = parts[3]
                     members.append(member)
             if not members:

@@ -29,6 +29,10 @@ OPT_BASE_URL = "--base-url"
 OPT_ITERATIONS = "--iterations"
 OPT_GATE = "--gate"
 OPT_DIR = "--quantgate-dir"
+OPT_BASELINE = "--baseline"
+OPT_MARGIN = "--margin"
+OPT_REQUIRE_FASTER = "--require-faster"
+OPT_SEQUENTIAL = "--sequential"
 INI_PRESET_DIRS = "quantgate_preset_dirs"
 INI_ITERATIONS = "quantgate_iterations"
 INI_GATES = "quantgate_gates"
@@ -69,10 +73,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(OPT_GATE, action="append", default=[], metavar="EXPR",
                     help="Gate on an aggregate, e.g. 'score_mean>=95' (repeatable)")  # fmt: skip
     group.addoption(OPT_DIR, metavar="DIR", help="Where results and artifacts go (default: .quantgate)")
+    group.addoption(OPT_BASELINE, metavar="RESULT",
+                    help="Compare against this result file, or a preset id (its latest stored result, or the same "
+                         "preset in this run) and gate on the verdict")  # fmt: skip
+    group.addoption(OPT_MARGIN, type=float, default=None, metavar="POINTS",
+                    help="Non-inferiority margin in score points for --baseline (default 2)")  # fmt: skip
+    group.addoption(OPT_REQUIRE_FASTER, action="store_true", help="With --baseline, a swap also needs more tokens/s")
+    group.addoption(OPT_SEQUENTIAL, action="store_true",
+                    help="With --baseline, stop as soon as the verdict is settled (group-sequential test)")  # fmt: skip
     parser.addini(INI_PRESET_DIRS, "Directories searched for preset files", type="paths", default=[])
     parser.addini(INI_ITERATIONS, "Default iterations per level (default 5)", default="")
     parser.addini(INI_GATES, "Gates applied to every preset, one per line", type="linelist", default=[])
     parser.addini(INI_DIR, "Where results and artifacts go (default: .quantgate)", default="")
+    parser.addini("quantgate_margin", "Non-inferiority margin in score points (default 2)", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,21 +98,29 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "gate(*exprs): quantgate gates on the suite (e.g. 'score_mean>=90') or, for pass_rate, on the level",
     )
-    from pytest_quantgate.errors import QuantgateError
-    from pytest_quantgate.run import Recorder, Servers
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "quantgate-xdist")
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Resolved here rather than in pytest_configure so that `pytest --help` never imports pydantic, httpx
+    # and friends (B5). tryfirst: xdist's own sessionstart creates the workers and needs the run id.
+    from pytest_quantgate.errors import QuantgateError
+    from pytest_quantgate.run import Recorder, Servers, load_baseline
+
+    config = session.config
     try:
         run_config = _run_config(config)
+        baseline = None if _is_worker(config) else load_baseline(run_config)
     except QuantgateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = run_config
     config.stash[SERVERS_KEY] = Servers(run_config)
     if not _is_worker(config):
-        recorder = Recorder(run_config)
+        recorder = Recorder(run_config, baseline)
         config.stash[RECORDER_KEY] = recorder
         config.pluginmanager.register(_Controller(config, recorder), "quantgate-controller")
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(), "quantgate-xdist")
 
 
 def _run_config(config: pytest.Config) -> RunConfig:
@@ -131,6 +152,19 @@ def _run_config(config: pytest.Config) -> RunConfig:
     for value, name in ((iterations, OPT_ITERATIONS), (default_iterations, INI_ITERATIONS)):
         if value is not None and value < 1:
             raise SpecError(f"{name} must be at least 1, got {value}")
+    baseline = config.getoption(OPT_BASELINE)
+    for flag in (OPT_REQUIRE_FASTER, OPT_SEQUENTIAL):
+        if config.getoption(flag) and not baseline:
+            raise SpecError(f"{flag} compares against a baseline: give {OPT_BASELINE} RESULT_OR_PRESET too")
+    margin_text = config.getoption(OPT_MARGIN)
+    if margin_text is None:
+        margin_text = str(config.getini("quantgate_margin")).strip() or "2"
+    try:
+        margin = float(margin_text)
+    except ValueError:
+        raise SpecError(f"quantgate_margin = {margin_text!r} is not a number") from None
+    if not 0 < margin < 100:
+        raise SpecError(f"the margin is in score points and must lie in (0, 100), got {margin:g}")
     gates = [parse_gate(g, "option", OPT_GATE) for g in config.getoption(OPT_GATE)]
     gates += [parse_gate(g, "ini", INI_GATES) for g in config.getini(INI_GATES)]
     worker = getattr(config, "workerinput", None)
@@ -146,6 +180,10 @@ def _run_config(config: pytest.Config) -> RunConfig:
         default_iterations=default_iterations,
         gates=tuple(gates),
         shared=worker is not None or _xdist_requested(config),
+        baseline=baseline,
+        margin=margin,
+        require_faster=config.getoption(OPT_REQUIRE_FASTER),
+        sequential=config.getoption(OPT_SEQUENTIAL),
     )
 
 
@@ -432,9 +470,11 @@ class _Controller:
         self.expected: dict[tuple[str, int], int] = {}
         self.seen: dict[tuple[str, int], int] = {}
         self.written: list[Path] = []
+        self.session: pytest.Session | None = None
 
     # Expected level runs per (preset, iteration), for the progress line.
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.session = session
         for item in session.items:
             if LEVEL_KEY in item.stash:
                 key = _preset_iteration(item.nodeid, self.config)
@@ -458,8 +498,15 @@ class _Controller:
         self.recorder.add(sample)
         key = (sample.preset, sample.iteration)
         self.seen[key] = self.seen.get(key, 0) + 1
-        if self.seen[key] == self.expected.get(key) and self.config.get_verbosity() >= 0:
-            self._progress(sample.preset, sample.iteration)
+        if self.seen[key] == self.expected.get(key):
+            if self.config.get_verbosity() >= 0:
+                self._progress(sample.preset, sample.iteration)
+            decision = self.recorder.sequential_check(sample.preset)
+            if decision is not None and self.session is not None:
+                self.session.shouldstop = (
+                    f"quantgate --sequential: verdict {decision.decision} for {sample.preset} settled after "
+                    f"{decision.iterations} iterations ({decision.reason})"
+                )
 
     def _progress(self, preset_id: str, iteration: int) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -482,6 +529,7 @@ class _Controller:
         result = yield
         if self.recorder.samples:
             _report_gates(session, self.recorder)
+            _report_verdicts(session, self.recorder)
         return result
 
     @pytest.hookimpl(trylast=True)
@@ -498,6 +546,17 @@ class _Controller:
         aggs = [recorder.aggregate(pid) for pid in recorder.preset_ids() if recorder.samples.get(pid)]
         terminalreporter.write_sep("=", "quantgate decision table")
         terminalreporter.write_line(render(aggs, recorder.outcomes))
+        if recorder.comparisons:
+            from pytest_quantgate.compare import render as render_comparison
+
+            for preset_id, comparison in recorder.comparisons.items():
+                terminalreporter.write_sep("-", f"{preset_id} against the baseline {recorder.baseline_id}")
+                terminalreporter.write_line(render_comparison(comparison))
+        for preset_id, decision in recorder.stopped_early.items():
+            terminalreporter.write_line(
+                f"{preset_id}: stopped early after {decision.iterations} iterations by the sequential test "
+                f"({decision.decision}: {decision.reason})"
+            )
         for path in self.written:
             terminalreporter.write_line(f"results: {path}")
 
@@ -513,10 +572,42 @@ def _preset_iteration(nodeid: str, config: pytest.Config) -> tuple[str, int]:
 _ITERATION_RE = re.compile(r"iter-(\d+)")
 
 
+def _report_verdicts(session: pytest.Session, recorder: Recorder) -> None:
+    """The verdict against --baseline, as one more gate outcome per candidate."""
+    from pytest_quantgate.errors import QuantgateError
+
+    try:
+        comparisons = recorder.compare()
+    except QuantgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session.testscollected += len(comparisons)
+    for preset_id, comparison in comparisons.items():
+        nodeid = f"{GATE_PREFIX}verdict[{preset_id} vs {recorder.baseline_id}]"
+        _emit(session, nodeid, comparison.passed, comparison.message)
+
+
+def _emit(session: pytest.Session, nodeid: str, passed: bool, message: str) -> None:
+    """Report a session-level outcome (gate, verdict) as a test: terminal, JUnit XML, exit status."""
+    hook = session.config.hook
+    location = ("quantgate", None, nodeid)
+    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+    for when in ("setup", "call", "teardown"):
+        failed = when == "call" and not passed
+        report = pytest.TestReport(
+            nodeid=nodeid,
+            location=location,
+            keywords={"quantgate_gate": 1},
+            outcome="failed" if failed else "passed",
+            longrepr=message if failed else None,
+            when=when,
+            user_properties=[("quantgate_gate", message)] if when == "call" else [],
+        )
+        hook.pytest_runtest_logreport(report=report)
+
+
 def _report_gates(session: pytest.Session, recorder: Recorder) -> None:
     from pytest_quantgate.errors import QuantgateError
 
-    hook = session.config.hook
     try:
         outcomes = recorder.evaluate_gates()
     except QuantgateError as exc:
@@ -527,21 +618,8 @@ def _report_gates(session: pytest.Session, recorder: Recorder) -> None:
     for preset_id, results in outcomes.items():
         for outcome in results:
             scope = f"{preset_id}::" if several else ""
-            nodeid = f"{GATE_PREFIX}{scope}gate[{outcome.id}]"
-            location = ("quantgate", None, nodeid)
-            hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-            for when in ("setup", "call", "teardown"):
-                failed = when == "call" and not outcome.passed
-                report = pytest.TestReport(
-                    nodeid=nodeid,
-                    location=location,
-                    keywords={"quantgate_gate": 1},
-                    outcome="failed" if failed else "passed",
-                    longrepr=f"gate[{outcome.id}] failed: {outcome.message}" if failed else None,
-                    when=when,
-                    user_properties=[("quantgate_gate", outcome.message)] if when == "call" else [],
-                )
-                hook.pytest_runtest_logreport(report=report)
+            message = f"gate[{outcome.id}] failed: {outcome.message}" if not outcome.passed else outcome.message
+            _emit(session, f"{GATE_PREFIX}{scope}gate[{outcome.id}]", outcome.passed, message)
 
 
 @pytest.hookimpl(trylast=True)

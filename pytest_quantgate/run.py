@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_quantgate import __version__
+from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
 from pytest_quantgate.install import binary_version
 from pytest_quantgate.levels import RunAggregate, Sample, aggregate
@@ -27,12 +28,15 @@ from pytest_quantgate.results import (
     ResultFile,
     ResultStream,
     ServerRecord,
+    load_result,
     write_final,
 )
 from pytest_quantgate.sharing import Lease, acquire, attach, read_info, reap
 
 if TYPE_CHECKING:
     from pytest_quantgate.client import Client
+    from pytest_quantgate.compare import Comparison
+    from pytest_quantgate.inference import SequentialDecision, SequentialTest
 
 DEFAULT_ITERATIONS = 5
 DEFAULT_DIR = ".quantgate"
@@ -57,6 +61,10 @@ class RunConfig:
     default_iterations: int = DEFAULT_ITERATIONS  # ini quantgate_iterations
     gates: tuple[GateSpec, ...] = ()  # --gate and ini quantgate_gates
     shared: bool = False  # under pytest-xdist
+    baseline: str | None = None  # --baseline: a result file or a preset id
+    margin: float = 2.0
+    require_faster: bool = False
+    sequential: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -150,16 +158,40 @@ class Servers:
             self.release(preset_id)
 
 
+def load_baseline(config: RunConfig) -> ResultFile | None:
+    """The stored baseline --baseline names (None when it is a preset of this very run, or not given).
+
+    Loaded at the start of the run so that a bad baseline is an error before any iteration is spent.
+    """
+    spec = config.baseline
+    if spec is None or spec in {p.id for p in config.presets}:
+        return None
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return load_result(path)
+    stored = config.out_dir / "results" / f"{spec}.json"
+    if stored.is_file():
+        return load_result(stored)
+    raise ResultsError(
+        f"--baseline {spec!r} is neither a result file nor a preset with a stored result ({stored} does not "
+        f"exist); run `pytest --preset {spec}` first, or pass the path of a result.json"
+    )
+
+
 class Recorder:
     """Controller side: receives samples in arrival order, streams them, and finishes the run."""
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, baseline: ResultFile | None = None) -> None:
         self.config = config
         self.samples: dict[str, list[Sample]] = defaultdict(list)
         self.outcomes: dict[str, list[GateOutcome]] = {}
+        self.comparisons: dict[str, Comparison] = {}
+        self.stopped_early: dict[str, SequentialDecision] = {}
         self.started_at = now_iso()
+        self._baseline = baseline
         self._streams: dict[str, ResultStream] = {}
         self._host: dict[str, object] | None = None
+        self._sequential: SequentialTest | None = None
 
     def add(self, sample: Sample) -> None:
         self.samples[sample.preset].append(sample)
@@ -208,40 +240,97 @@ class Recorder:
             self.outcomes[preset_id] = evaluate(dedupe(specs), self.aggregate(preset_id), level_gates=level_gates)
         return self.outcomes
 
+    # -- against a baseline -------------------------------------------------------------------------
+
+    @property
+    def baseline_id(self) -> str | None:
+        if self._baseline is not None:
+            return self._baseline.preset.id
+        return self.config.baseline
+
+    def baseline_result(self) -> ResultFile | None:
+        if self._baseline is not None:
+            return self._baseline
+        if self.config.baseline is not None and self.samples.get(self.config.baseline):
+            return self.build_result(self.config.baseline)  # the same preset in this run: same host window
+        return None
+
+    def candidates(self) -> list[str]:
+        return [pid for pid in self.preset_ids() if self.samples.get(pid) and pid != self.config.baseline]
+
+    def compare(self) -> dict[str, Comparison]:
+        """The verdict of every candidate against the baseline (after the last sample)."""
+        from pytest_quantgate.compare import CompareOptions, compare
+
+        baseline = self.baseline_result()
+        if baseline is None:
+            return {}
+        options = CompareOptions(margin=self.config.margin, require_faster=self.config.require_faster)
+        self.comparisons = {pid: compare(baseline, self.build_result(pid), options) for pid in self.candidates()}
+        return self.comparisons
+
+    def sequential_check(self, preset_id: str) -> SequentialDecision | None:
+        """With --sequential: the decision after the candidate's latest complete iteration, if final."""
+        from pytest_quantgate.inference import SequentialTest
+
+        baseline = self.baseline_result()
+        if not self.config.sequential or baseline is None or preset_id == self.config.baseline:
+            return None
+        if self._sequential is None:
+            horizon = self.config.iterations or self.config.default_iterations
+            self._sequential = SequentialTest.create(self.config.margin, max_iterations=max(horizon, 3))
+        base = aggregate(baseline.preset.id, baseline.samples)
+        cand = self.aggregate(preset_id)
+        points = {lv.level: lv.points for lv in base.levels}
+        decision = self._sequential.decide(
+            {lv.level: lv.outcomes for lv in base.levels},
+            {lv.level: lv.outcomes for lv in cand.levels if lv.level in points},
+            points,
+        )
+        if decision.final and decision.decision != "continue":
+            self.stopped_early[preset_id] = decision
+            return decision
+        return None
+
     def finish(self, *, interrupted: bool) -> list[Path]:
         """Write every preset's final result.json; stop servers a crashed worker left running."""
         reap(self.config.run_dir)
         written = []
         for preset_id, stream in self._streams.items():
             stream.close()
-            agg = self.aggregate(preset_id)
-            info = read_info(self.config.preset_dir(preset_id))
-            record = self._preset_record(preset_id)
-            if info is not None:
-                record.argv = list(info.argv)
-                record.base_url = info.base_url
-            result = ResultFile(
-                **stream.header.model_dump(exclude={"preset"}),
-                preset=record,
-                complete=not interrupted,
-                finished_at=now_iso(),
-                server=ServerRecord(
-                    base_url=info.base_url if info else record.base_url,
-                    attached=info is None,
-                    load_s=agg.load_s,
-                    memory_idle_mb=agg.memory_idle_mb,
-                    memory_source=agg.memory_source,
-                    log=info.log if info else None,
-                ),
-                samples=self.samples[preset_id],
-                gates=[
-                    GateRecord(id=o.id, passed=o.passed, observed=o.observed, message=o.message, source=o.spec.source)
-                    for o in self.outcomes.get(preset_id, ())
-                ],
-                summary=_summary_dict(agg),
-            )
+            result = self.build_result(preset_id, complete=not interrupted)
             written.append(write_final(result, stream.directory, self.config.out_dir / "results"))
         return written
+
+    def build_result(self, preset_id: str, *, complete: bool = True) -> ResultFile:
+        """The result file of one preset as it stands now (also before the run has ended)."""
+        stream = self._stream(preset_id)
+        agg = self.aggregate(preset_id)
+        info = read_info(self.config.preset_dir(preset_id))
+        record = stream.header.preset.model_copy()
+        if info is not None:
+            record.argv = list(info.argv)
+            record.base_url = info.base_url
+        return ResultFile(
+            **stream.header.model_dump(exclude={"preset"}),
+            preset=record,
+            complete=complete,
+            finished_at=now_iso(),
+            server=ServerRecord(
+                base_url=info.base_url if info else record.base_url,
+                attached=info is None,
+                load_s=agg.load_s,
+                memory_idle_mb=agg.memory_idle_mb,
+                memory_source=agg.memory_source,
+                log=info.log if info else None,
+            ),
+            samples=self.samples[preset_id],
+            gates=[
+                GateRecord(id=o.id, passed=o.passed, observed=o.observed, message=o.message, source=o.spec.source)
+                for o in self.outcomes.get(preset_id, ())
+            ],
+            summary=_summary_dict(agg),
+        )
 
     def _preset(self, preset_id: str) -> Preset | None:
         return next((p for p in self.config.presets if p.id == preset_id), None)

@@ -3,6 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import scipy.stats  # noqa: F401
+
+# ↑ pytester's in-process runs drop modules first imported inside them; numpy (under scipy) refuses to
+# be imported a second time in one process, so it is imported once out here.
 
 
 @pytest.fixture(autouse=True)
