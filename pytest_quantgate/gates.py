@@ -30,7 +30,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 _NEGATION = {">=": "<", "<=": ">", ">": "<=", "<": ">=", "==": "!="}
 _GATE = re.compile(
-    r"^\s*(?P<metric>[a-z][a-z0-9_]*)\s*(?:\[\s*(?P<level>[^\]]+?)\s*\])?\s*"
+    r"^\s*(?P<metric>[a-z][a-z0-9_]*)\s*(?:\[\s*(?P<level>.+?)\s*\])?\s*"
     r"(?P<op>>=|<=|==|>|<)\s*(?P<bound>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*%?\s*$"
 )
 
@@ -87,7 +87,7 @@ class GateSpec:
     @property
     def expr(self) -> str:
         target = f"{self.metric}[{self.level}]" if self.level else self.metric
-        return f"{target}{self.op}{self.bound:g}"
+        return f"{target}{self.op}{self.bound:.15g}"  # .15g: the bound survives being parsed again
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ class GateOutcome:
     @property
     def id(self) -> str:
         target = f"{self.spec.metric}[{self.level}]" if self.level else self.spec.metric
-        return f"{target}{self.spec.op}{self.spec.bound:g}"
+        return f"{target}{self.spec.op}{self.spec.bound:.15g}"
 
 
 def parse_gate(text: str, source: GateSource = "option", where: str = "") -> GateSpec:

@@ -652,7 +652,9 @@ def unpaired_comparison(
         p_welch = 1.0 if diff == 0.0 else 0.0
     else:
         # Welch-Satterthwaite degrees of freedom; a zero-variance side contributes nothing.
-        df = (vb + vc) ** 2 / ((vb * vb / (xb.size - 1) if vb else 0.0) + (vc * vc / (xc.size - 1) if vc else 0.0))
+        denominator = (vb * vb / (xb.size - 1) if vb else 0.0) + (vc * vc / (xc.size - 1) if vc else 0.0)
+        # Variances so small that their squares underflow: the t distribution is the normal one.
+        df = (vb + vc) ** 2 / denominator if denominator > 0 else math.inf
         t_crit = float(stats.t.isf(alpha, df))
         lower, upper = diff - t_crit * se, diff + t_crit * se
         p_welch = float(2.0 * stats.t.sf(abs(diff) / se, df))

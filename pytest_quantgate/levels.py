@@ -45,10 +45,10 @@ class LevelSpec:
         if len(args) > 1:
             raise SpecError(f"{where}: @pytest.mark.level takes at most one positional argument (points)")
         points = kwargs.get("points", args[0] if args else 1)
-        if not isinstance(points, int | float) or isinstance(points, bool) or points < 0:
+        if not isinstance(points, int | float) or isinstance(points, bool) or not 0 <= points < math.inf:
             raise SpecError(f"{where}: level points must be a number >= 0, got {points!r}")
         iterations = kwargs.get("iterations")
-        if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
+        if iterations is not None and (type(iterations) is not int or iterations < 1):  # bool is no count
             raise SpecError(f"{where}: level iterations must be an integer >= 1, got {iterations!r}")
         return cls(
             points=float(points),
@@ -77,6 +77,14 @@ class RequestRecord:
     draft_n: int | None = None
     draft_n_accepted: int | None = None
     tokens_per_s: float | None = None
+    content_chars: int = 0
+    reasoning_chars: int = 0
+
+    @property
+    def chars_per_s(self) -> float | None:
+        """Characters of answer and reasoning per second of wall time (the field's length-neutral rate)."""
+        chars = self.content_chars + self.reasoning_chars
+        return chars / self.wall_s if self.wall_s > 0 and chars else None
 
     @classmethod
     def of(cls, completion: Completion) -> RequestRecord:
@@ -96,6 +104,8 @@ class RequestRecord:
             draft_n=t.draft_n if t else None,
             draft_n_accepted=t.draft_n_accepted if t else None,
             tokens_per_s=completion.tokens_per_s,
+            content_chars=len(completion.content),
+            reasoning_chars=len(completion.reasoning),
         )
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 MB = 1024 * 1024
-Source = Literal["nvml", "rss"]
+Source = Literal["nvml", "nvml-device", "rss"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,7 @@ class NvmlProbe:
     source: Source = "nvml"
 
     def __init__(self, nvml: ModuleType, pid: int) -> None:
+        self.source = "nvml"
         self._nvml = nvml
         self._pid = pid
         self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
@@ -80,17 +81,18 @@ class NvmlProbe:
     def read_mb(self) -> float | None:
         pids = self._pids()
         per_process = 0
-        seen_any = False
         for handle in self._handles:
             with contextlib.suppress(self._nvml.NVMLError):
                 for info in self._nvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                    seen_any = True
                     if info.pid in pids and info.usedGpuMemory is not None:
                         per_process += info.usedGpuMemory
         if per_process:
+            self.source = "nvml"
             return per_process / MB
-        if seen_any:
-            return 0.0
+        # No process of ours on the list: either the driver reports none, or it reports host pids (inside
+        # a container's pid namespace they never match). Device-wide use is then the honest upper bound,
+        # labelled as such — never a made-up 0 MB.
+        self.source = "nvml-device"
         used = 0
         for handle in self._handles:
             with contextlib.suppress(self._nvml.NVMLError):

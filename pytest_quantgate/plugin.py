@@ -37,6 +37,7 @@ INI_PRESET_DIRS = "quantgate_preset_dirs"
 INI_ITERATIONS = "quantgate_iterations"
 INI_GATES = "quantgate_gates"
 INI_DIR = "quantgate_dir"
+INI_MARGIN = "quantgate_margin"
 SAMPLE_ATTR = "quantgate_sample"
 GATE_PREFIX = "quantgate::"
 
@@ -85,7 +86,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(INI_ITERATIONS, "Default iterations per level (default 5)", default="")
     parser.addini(INI_GATES, "Gates applied to every preset, one per line", type="linelist", default=[])
     parser.addini(INI_DIR, "Where results and artifacts go (default: .quantgate)", default="")
-    parser.addini("quantgate_margin", "Non-inferiority margin in score points (default 2)", default="")
+    parser.addini(INI_MARGIN, "Non-inferiority margin in score points (default 2)", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -158,20 +159,23 @@ def _run_config(config: pytest.Config) -> RunConfig:
             raise SpecError(f"{flag} compares against a baseline: give {OPT_BASELINE} RESULT_OR_PRESET too")
     margin_text = config.getoption(OPT_MARGIN)
     if margin_text is None:
-        margin_text = str(config.getini("quantgate_margin")).strip() or "2"
+        margin_text = str(config.getini(INI_MARGIN)).strip() or "2"
     try:
         margin = float(margin_text)
     except ValueError:
-        raise SpecError(f"quantgate_margin = {margin_text!r} is not a number") from None
+        raise SpecError(f"{INI_MARGIN} = {margin_text!r} is not a number") from None
     if not 0 < margin < 100:
         raise SpecError(f"the margin is in score points and must lie in (0, 100), got {margin:g}")
     gates = [parse_gate(g, "option", OPT_GATE) for g in config.getoption(OPT_GATE)]
     gates += [parse_gate(g, "ini", INI_GATES) for g in config.getini(INI_GATES)]
     worker = getattr(config, "workerinput", None)
     run_id = worker["quantgate_run_id"] if worker and "quantgate_run_id" in worker else new_run_id()
-    out_dir = Path(worker["quantgate_dir"]) if worker and "quantgate_dir" in worker else (
-        default_out_dir(config.rootpath, config.getoption(OPT_DIR) or str(config.getini(INI_DIR)) or None)
-    )  # fmt: skip
+    if worker and "quantgate_dir" in worker:
+        out_dir = Path(worker["quantgate_dir"])
+    elif option_dir := config.getoption(OPT_DIR):
+        out_dir = Path(option_dir).expanduser().resolve()  # relative to where the command was typed
+    else:  # relative to the rootdir, where the ini file that names it lives
+        out_dir = default_out_dir(config.rootpath, str(config.getini(INI_DIR)) or None)
     return RunConfig(
         presets=tuple(presets),
         run_id=run_id,

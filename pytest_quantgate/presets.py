@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -232,6 +233,17 @@ def _path(value: str | None, base: Path | None) -> Path | None:
     return path
 
 
+def _binary(value: str | None, base: Path | None) -> str | None:
+    """A binary path; a relative one with a directory part is relative to the preset file, a bare name is
+    looked up on PATH later."""
+    if value is None:
+        return None
+    expanded = expand(value)
+    if "/" in expanded and base is not None and not Path(expanded).is_absolute():
+        return str(base / expanded)
+    return expanded
+
+
 def load_file(path: Path) -> list[Preset]:
     """Every preset one file defines: one for our format and gpumod's, several for a llama-swap config."""
     try:
@@ -255,6 +267,10 @@ def load_file(path: Path) -> list[Preset]:
         return [_from_own(PresetModel.model_validate(data), path)]
     except ValidationError as exc:
         raise PresetError(_describe(exc, path, node)) from exc
+    except PresetError as exc:  # from expand(): an unset variable, which does not know the file
+        if str(exc).startswith(f"{path}:"):
+            raise
+        raise PresetError(f"{path}: {exc}") from exc
 
 
 def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
@@ -304,7 +320,7 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         name=model.name or model.id,
         driver=model.driver,
         source=path,
-        binary=expand(model.binary) if model.binary else None,
+        binary=_binary(model.binary, base),
         model=_path(model.model, base),
         mmproj=_path(model.mmproj, base),
         host=model.host,
@@ -393,12 +409,22 @@ def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
         # backslash-newlines are joined.
         cmd = shlex.split(entry.cmd.replace("\\\n", " "), comments=True)
         argv = [a.replace("${PORT}", "{port}") for a in cmd]
+        # A proxy URL with a fixed port (no ${PORT}) is where llama-swap reaches the model: so do we.
+        host, port = "127.0.0.1", 0
+        if entry.proxy and "${PORT}" not in entry.proxy:
+            try:
+                url = urlsplit(entry.proxy)
+                host, port = url.hostname or host, url.port or 0
+            except ValueError as exc:
+                raise PresetError(f"{path}: models.{name}.proxy {entry.proxy!r} is not a URL: {exc}") from exc
         presets.append(
             Preset(
                 id=name,
                 name=entry.name or name,
                 driver="command",
                 source=path,
+                host=host,
+                port=port,
                 command=tuple(argv),
                 parallel=_flag_int(argv, ("--parallel", "-np")) or 1,
                 health_endpoint=entry.checkEndpoint or "/health",
@@ -478,11 +504,5 @@ def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Pres
             ids = ", ".join(p.id for p in found)
             raise PresetError(f"{candidate} defines several presets ({ids}); pick one with {candidate}::ID")
         return found[0]
-    for directory in search_path(dirs):
-        for suffix in _YAML_SUFFIXES:
-            quick = directory / f"{name_or_path}{suffix}"
-            if quick.is_file():
-                for preset in load_file(quick):
-                    if preset.id == name_or_path:
-                        return preset
+    # One scan in search-path order, so the first match is the same one `quantgate presets` lists.
     return catalogue(dirs).get(name_or_path)

@@ -173,6 +173,8 @@ def _from_stream(text: str, path: Path) -> ResultFile:
             if number == len(text.splitlines()):
                 break  # a line cut short by a crash: everything before it still counts
             raise ResultsError(f"{path}, line {number}: not valid JSON") from None
+        if not isinstance(record, dict):
+            raise ResultsError(f"{path}, line {number}: not a JSON object")
         if "header" in record:
             header = record["header"]
         elif "sample" in record:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
 import httpx
+import psutil
 
 from pytest_quantgate.errors import ServerDiedError, ServerStartError
 
@@ -228,7 +230,16 @@ def _group_exists(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie stays in its group until its parent reaps it (that parent may be another process of the
+    # run, or a PID 1 that never reaps), yet it holds no memory and no port: zombies alone are no server.
+    return any(_live_member(proc, pgid) for proc in psutil.process_iter())
+
+
+def _live_member(proc: psutil.Process, pgid: int) -> bool:
+    try:
+        return os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE
+    except (OSError, psutil.Error):
+        return False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -269,12 +280,17 @@ def spec_for(preset: Preset, *, port: int | None = None) -> ServerSpec:
         argv += list(preset.extra_args)
     elif preset.driver == "command":
         values = {"host": preset.host, "port": str(chosen), "model": str(preset.model or "")}
-        try:
-            argv = [arg.format(**values) if "{" in arg else arg for arg in preset.command]
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ServerStartError(
-                f"{where}: command placeholder {exc} is unknown; use {{host}}, {{port}} or {{model}}"
-            ) from exc
+
+        def fill(match: re.Match[str]) -> str:
+            if match[1] not in values:
+                raise ServerStartError(
+                    f"{where}: command placeholder {match[0]!r} is unknown; use {{host}}, {{port}} or {{model}}"
+                )
+            return values[match[1]]
+
+        # Only {name} is a placeholder: other braces (a JSON argument such as '{"enable_thinking": false}')
+        # are passed on as they are.
+        argv = [re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", fill, arg) for arg in preset.command]
         argv += list(preset.extra_args)
     else:
         raise ServerStartError(f"{where}: driver {preset.driver!r} attaches to a running server; nothing to start")

@@ -30,9 +30,12 @@ CHECK_ITEMS = 60
 @pytest.fixture(scope="module", params=PRESETS)
 def served(request: pytest.FixtureRequest, llama_server_bin: Path, tmp_path_factory: pytest.TempPathFactory):
     preset = resolve(request.param)
-    with ServerProcess.start(spec_for(preset), tmp_path_factory.mktemp(preset.id) / "server.log") as server:
-        with Client(server.base_url, defaults=preset.sampler.request_fields(), max_tokens=8) as client:
-            yield preset, server, client
+    log = tmp_path_factory.mktemp(preset.id) / "server.log"
+    with (
+        ServerProcess.start(spec_for(preset), log) as server,
+        Client(server.base_url, defaults=preset.sampler.request_fields(), max_tokens=8) as client,
+    ):
+        yield preset, server, client
 
 
 def test_preset_loads_fast_and_answers_with_server_timings(served) -> None:
@@ -69,7 +72,8 @@ def test_held_out_accuracy_agrees_with_the_manifest(served, tiny_models: Path) -
         )
         measured = 100 * correct / len(items)
         # Greedy and deterministic, but a 60-item subset of the manifest's items: allow sampling error.
-        assert abs(measured - expected[task]) <= 12, f"{preset.id} {task}: {measured:.1f} % vs manifest {expected[task]}"
+        message = f"{preset.id} {task}: {measured:.1f} % vs manifest {expected[task]}"
+        assert abs(measured - expected[task]) <= 12, message
 
 
 def test_demo_suite_keeps_f16_and_rejects_q4_0(llama_server_bin: Path, tmp_path: Path) -> None:

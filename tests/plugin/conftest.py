@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import scipy.stats  # noqa: F401
 
 # ↑ pytester's in-process runs drop modules first imported inside them; numpy (under scipy) refuses to
 # be imported a second time in one process, so it is imported once out here.
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,19 @@
+"""Fixtures shared by the test directories: the deliberately broken loopback peer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from peers.broken_server import BrokenPeer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(scope="session")
+def broken_peer() -> Iterator[BrokenPeer]:
+    """A loopback HTTP peer that fails on demand (see tests/peers/broken_server.py); never a source of figures."""
+    peer = BrokenPeer().start()
+    yield peer
+    peer.stop()
