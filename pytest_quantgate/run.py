@@ -260,11 +260,11 @@ class Recorder:
 
     def compare(self) -> dict[str, Comparison]:
         """The verdict of every candidate against the baseline (after the last sample)."""
-        from pytest_quantgate.compare import CompareOptions, compare
-
         baseline = self.baseline_result()
         if baseline is None:
             return {}
+        from pytest_quantgate.compare import CompareOptions, compare
+
         options = CompareOptions(margin=self.config.margin, require_faster=self.config.require_faster)
         self.comparisons = {pid: compare(baseline, self.build_result(pid), options) for pid in self.candidates()}
         return self.comparisons
