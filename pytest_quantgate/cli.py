@@ -1,4 +1,9 @@
-"""The ``quantgate`` command: install-server, presets."""
+"""The ``quantgate`` command: install-server, presets, compare, report.
+
+Exit status: 0 success (``compare``: verdict swap), 1 ``compare``: verdict keep (``presets``: some files
+could not be read), 2 usage or input error (``quantgate: error: ...``), 3 ``compare``: verdict
+inconclusive.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     presets = sub.add_parser("presets", help="List the presets found and where")
     presets.add_argument("--preset-dir", action="append", default=[], type=Path, metavar="DIR")
     presets.set_defaults(func=_presets)
+
+    comp = sub.add_parser(
+        "compare",
+        help="May CANDIDATE replace BASELINE? Exit 0 swap, 1 keep, 3 inconclusive, 2 error",
+        description="Compare two result files (result.json, an interrupted run's result.jsonl, or a preset id "
+        "whose latest result is in .quantgate/results/). Exit status: 0 swap, 1 keep, 3 inconclusive, 2 error.",
+    )
+    comp.add_argument("baseline", metavar="BASELINE", help="Result file (or preset id) of the preset in use")
+    comp.add_argument("candidate", metavar="CANDIDATE", help="Result file (or preset id) of the proposed preset")
+    comp.add_argument("--margin", type=float, default=2.0, metavar="POINTS",
+                      help="Non-inferiority margin in points of the maximum score (default 2)")  # fmt: skip
+    comp.add_argument("--speed-floor", type=float, default=0.05, metavar="FRACTION",
+                      help="Smallest relative speed/memory change that counts (default 0.05)")  # fmt: skip
+    comp.add_argument("--require-faster", action="store_true", help="A swap also needs more tokens/s")
+    comp.add_argument("--max-age-days", type=float, default=14.0, metavar="DAYS",
+                      help="Runs further apart get a caveat (default 14)")  # fmt: skip
+    comp.set_defaults(func=_compare)
+
+    rep = sub.add_parser("report", help="Write a Markdown report (with plots when matplotlib is installed)")
+    rep.add_argument("result", metavar="RESULT", help="Result file (or preset id)")
+    rep.add_argument("--baseline", metavar="B", help="Result file (or preset id) to compare against")
+    rep.add_argument("-o", "--output", type=Path, metavar="OUT",
+                     help="Report path (default: report.md beside a result.json)")  # fmt: skip
+    rep.set_defaults(func=_report)
 
     args = parser.parse_args(argv)
     try:
@@ -65,6 +94,32 @@ def _presets(args: argparse.Namespace) -> int:
         for problem in found.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    return 0
+
+
+EXIT_BY_VERDICT = {"swap": 0, "keep": 1, "inconclusive": 3}
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pytest_quantgate.compare import CompareOptions, compare_files, render, resolve_result
+
+    options = CompareOptions(
+        margin=args.margin,
+        speed_floor=args.speed_floor,
+        require_faster=args.require_faster,
+        max_age_days=args.max_age_days,
+    )
+    comparison = compare_files(resolve_result(args.baseline), resolve_result(args.candidate), options)
+    print(render(comparison))
+    return EXIT_BY_VERDICT[comparison.verdict]
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pytest_quantgate.compare import resolve_result
+    from pytest_quantgate.markdown import write_report
+
+    baseline = resolve_result(args.baseline) if args.baseline else None
+    print(write_report(resolve_result(args.result), baseline=baseline, output=args.output))
     return 0
 
 

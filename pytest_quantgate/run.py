@@ -187,6 +187,7 @@ class Recorder:
         self.outcomes: dict[str, list[GateOutcome]] = {}
         self.comparisons: dict[str, Comparison] = {}
         self.stopped_early: dict[str, SequentialDecision] = {}
+        self.sequential: dict[str, SequentialDecision] = {}  # latest decision per candidate
         self.started_at = now_iso()
         self._baseline = baseline
         self._streams: dict[str, ResultStream] = {}
@@ -266,7 +267,12 @@ class Recorder:
         from pytest_quantgate.compare import CompareOptions, compare
 
         options = CompareOptions(margin=self.config.margin, require_faster=self.config.require_faster)
-        self.comparisons = {pid: compare(baseline, self.build_result(pid), options) for pid in self.candidates()}
+        # With --sequential only the sequential test may declare a swap: the fixed bound, after a look at
+        # every iteration, would inflate the false-swap rate.
+        self.comparisons = {
+            pid: compare(baseline, self.build_result(pid), options, sequential=self.sequential.get(pid))
+            for pid in self.candidates()
+        }
         return self.comparisons
 
     def sequential_check(self, preset_id: str) -> SequentialDecision | None:
@@ -279,15 +285,18 @@ class Recorder:
         if self._sequential is None:
             horizon = self.config.iterations or self.config.default_iterations
             self._sequential = SequentialTest.create(self.config.margin, max_iterations=max(horizon, 3))
-        base = aggregate(baseline.preset.id, baseline.samples)
-        cand = self.aggregate(preset_id)
-        points = {lv.level: lv.points for lv in base.levels}
+        base = {lv.level: lv for lv in aggregate(baseline.preset.id, baseline.samples).levels}
+        cand = {lv.level: lv for lv in self.aggregate(preset_id).levels}
+        common = [level for level in base if level in cand]  # the comparison reports the others
+        if not common:
+            return None
         decision = self._sequential.decide(
-            {lv.level: lv.outcomes for lv in base.levels},
-            {lv.level: lv.outcomes for lv in cand.levels if lv.level in points},
-            points,
+            {level: base[level].outcomes for level in common},
+            {level: cand[level].outcomes for level in common},
+            {level: base[level].points for level in common},
         )
-        if decision.final and decision.decision != "continue":
+        self.sequential[preset_id] = decision
+        if decision.decision != "continue":
             self.stopped_early[preset_id] = decision
             return decision
         return None

@@ -16,3 +16,5 @@ if TYPE_CHECKING:
 def _server_for_pytester(llama_server_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # pytester points HOME at a temporary directory, where the per-user build cache is not.
     monkeypatch.setenv("QUANTGATE_LLAMA_SERVER", str(llama_server_bin))
+    # Inner runs re-import hypothesis' plugin each time (~1.5 s); none of them uses it.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest")

@@ -1,0 +1,328 @@
+"""A Markdown report of one result file, optionally against a baseline, shaped like the field's write-ups.
+
+TL;DR table, recommendation (with a baseline), per-level pass rates, per-iteration scores and tokens/s,
+PNG plots, gates, provenance, caveats. Plots need matplotlib (the optional extra ``plots``); it is
+imported only here and only when a report is written, and it draws on the Agg canvas directly (no
+pyplot, no process-wide backend switch). Without it the report says the plots were skipped and how to
+get them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from pytest_quantgate.compare import (
+    LEVEL_HEADERS,
+    RECOMMENDATION_HEADERS,
+    Comparison,
+    compare,
+    decision_table_rows,
+    level_rows,
+    recommendation_rows,
+    result_aggregate,
+)
+from pytest_quantgate.errors import ResultsError
+from pytest_quantgate.report import DECISION_HEADERS, decision_rows
+from pytest_quantgate.results import load_result
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from pytest_quantgate.levels import RunAggregate
+    from pytest_quantgate.results import ResultFile
+
+PLOTS_HINT = "pip install 'pytest-quantgate[plots]'"
+
+
+def write_report(result: Path, *, baseline: Path | None = None, output: Path | None = None) -> Path:
+    """Write the Markdown report of *result* (against *baseline* when given); returns the report's path.
+
+    *output* defaults to ``report.md`` beside a ``result.json``/``result.jsonl``, and to
+    ``<name>-report.md`` beside any other result file (so the reports of ``results/<preset>.json`` files do
+    not overwrite each other). Plots are written beside the report as ``<report name>-*.png``.
+    """
+    candidate = load_result(result)
+    base = load_result(baseline) if baseline is not None else None
+    if output is None:
+        name = "report.md" if result.stem == "result" else f"{result.stem}-report.md"
+        output = result.parent / name
+    comparison = compare(base, candidate) if base is not None else None
+    agg = result_aggregate(candidate)
+    base_agg = None
+    if comparison is not None:
+        # Plot what the comparison judged: the levels both runs hold.
+        agg, base_agg = comparison.candidate_aggregate, comparison.baseline_aggregate
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        plots = _plots(candidate, agg, base, base_agg, output)
+        text = render_markdown(
+            candidate, agg, comparison, plots, baseline=base, source=result, baseline_source=baseline
+        )
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot write the report to {output}: {exc.strerror or exc}; pass -o PATH in a writable directory"
+        ) from exc
+    return output
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------------
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: frozenset[int] = frozenset()) -> str:
+    """A GitHub-flavoured Markdown table; *right* holds the indexes of right-aligned columns."""
+    rule = ["---:" if i in right else "---" for i in range(len(headers))]
+    lines = [headers, rule, *rows]
+    return "\n".join("| " + " | ".join(_cell(c) for c in line) + " |" for line in lines)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def render_markdown(
+    result: ResultFile,
+    agg: RunAggregate,
+    comparison: Comparison | None,
+    plots: Sequence[str],
+    *,
+    baseline: ResultFile | None = None,
+    source: Path | None = None,
+    baseline_source: Path | None = None,
+) -> str:
+    """The report text. *plots* are paragraphs for "Plots" (image links, or why there are none); *baseline*
+    adds its provenance column."""
+    p = result.preset
+    state = "complete" if result.complete else "**incomplete** (interrupted run)"
+    out = [
+        f"# {p.name} (`{p.id}`): quantgate report",
+        "",
+        f"Run `{result.run_id}`, started {result.started_at}, {state}; pytest-quantgate {result.plugin_version}."
+        + (f" Result file: `{source}`." if source else ""),
+        "",
+        "## TL;DR",
+        "",
+    ]
+    right = frozenset(range(1, 10))
+    if comparison is not None:
+        out += [
+            md_table(DECISION_HEADERS, decision_table_rows(comparison), right=right),
+            "",
+            f"**{comparison.message}**",
+            "",
+            "## Recommendation",
+            "",
+            f"Baseline: `{comparison.baseline_label}`" + (f" (`{baseline_source}`)" if baseline_source else "")
+            + f", margin {comparison.options.margin:g} points of the maximum score.",
+            "",
+            md_table(RECOMMENDATION_HEADERS, recommendation_rows(comparison)),
+        ]  # fmt: skip
+    else:
+        row = decision_rows([agg], {})[0]
+        passed = sum(g.passed for g in result.gates)
+        row[-1] = f"{passed}/{len(result.gates)} gates passed" if result.gates else "no gates"
+        out.append(md_table(DECISION_HEADERS, [row], right=right))
+    out += ["", "## Per-level pass rates", ""]
+    if comparison is not None:
+        alpha = comparison.options.alpha
+        out += [
+            f"Δ = candidate − baseline in points of the level's pass rate; interval {100 * (1 - 2 * alpha):g} % "
+            "(its ends are the one-sided bounds the verdict uses).",
+            "",
+            md_table(LEVEL_HEADERS, level_rows(comparison), right=frozenset({1, 2, 3, 4})),
+        ]
+    else:
+        rows = [
+            [
+                lv.name,
+                f"{lv.points:g}",
+                f"{lv.rate.passed}/{lv.rate.n}",
+                f"{100 * lv.rate.rate:.1f} %",
+                f"[{100 * lv.rate.low:.1f}, {100 * lv.rate.high:.1f}]",
+            ]
+            for lv in agg.levels
+        ]
+        out.append(md_table(["level", "points", "passed", "rate", "95% Wilson CI"], rows, right=frozenset({1, 2, 3})))
+    out += ["", "## Per iteration", "", _iteration_table(agg, comparison), "", "## Plots"]
+    for paragraph in plots:
+        out += ["", paragraph]
+    if result.gates:
+        out += ["", "## Gates", ""]
+        gate_rows = [[g.id, "pass" if g.passed else "**FAIL**", g.source, g.message] for g in result.gates]
+        out.append(md_table(["gate", "outcome", "from", "detail"], gate_rows))
+    out += ["", "## Provenance", "", _provenance_table([result] if baseline is None else [result, baseline])]
+    if comparison is not None:
+        if comparison.caveats:
+            out += ["", "## Caveats", "", "The runs differ in more than the model:", ""]
+            out += [f"- {c}" for c in comparison.caveats]
+        if comparison.problems:
+            out += ["", "## Limits of this comparison", ""]
+            out += [f"- {c}" for c in comparison.problems]
+        out += ["", "## Verdict", "", comparison.message]
+    return "\n".join(out) + "\n"
+
+
+def _iteration_table(agg: RunAggregate, comparison: Comparison | None) -> str:
+    if not agg.iterations:
+        return "No per-iteration data in this result (it holds only a summary)."
+    headers = ["iteration", "score %", "raw", "tok/s", "errors"]
+    base = {}
+    if comparison is not None:
+        # The comparison's own aggregates cover the common levels only; show the same scores it judged.
+        agg = comparison.candidate_aggregate
+        base = {it.iteration: it for it in comparison.baseline_aggregate.iterations}
+        headers += ["baseline score %", "baseline tok/s"]
+    rows = []
+    iterations = sorted({it.iteration for it in agg.iterations} | set(base))
+    mine = {it.iteration: it for it in agg.iterations}
+    for k in iterations:
+        it = mine.get(k)
+        row = [
+            str(k),
+            _fmt(it.percent) if it else "—",
+            f"{it.raw:g}" if it else "—",
+            _fmt(it.tokens_per_s, 0) if it else "—",
+            str(it.errors) if it else "—",
+        ]
+        if comparison is not None:
+            b = base.get(k)
+            row += [_fmt(b.percent) if b else "—", _fmt(b.tokens_per_s, 0) if b else "—"]
+        rows.append(row)
+    return md_table(headers, rows, right=frozenset(range(len(headers))))
+
+
+def _provenance_table(results: Sequence[ResultFile]) -> str:
+    """What ran: the result (and the baseline) side by side."""
+
+    def fields(r: ResultFile) -> list[tuple[str, object]]:
+        p = r.preset
+        size = f"{p.model_size_bytes:,} bytes" if p.model_size_bytes else None
+        return [
+            ("preset", f"{p.id} ({p.name})"),
+            ("driver", p.driver),
+            ("preset file", p.source),
+            ("model (GGUF)", p.model),
+            ("model size", size),
+            ("model digest", p.model_digest),
+            ("server binary", p.binary),
+            ("binary --version", p.binary_version),
+            ("binary hash", p.binary_sha256),
+            ("argv", " ".join(p.argv) if p.argv else None),
+            ("context size", p.context_size),
+            ("parallel slots", p.parallel),
+            ("extra_args", " ".join(p.extra_args) if p.extra_args else None),
+            ("sampler", p.sampler or None),
+            ("chat template kwargs", p.chat_template_kwargs or None),
+            ("memory ceiling MB", p.memory_ceiling_mb),
+            ("load s", r.server.load_s),
+            ("memory source", r.server.memory_source),
+            *((f"host {k}", v) for k, v in r.host.items()),
+            ("run", r.run_id),
+            ("started", r.started_at),
+            ("finished", r.finished_at),
+            ("complete", r.complete),
+            ("pytest-quantgate", r.plugin_version),
+        ]
+
+    columns = [dict(fields(r)) for r in results]
+    keys = list(dict.fromkeys(k for r in results for k, _ in fields(r)))
+    headers = ["", *(r.preset.id for r in results)]
+    if len(results) == 2:
+        headers = ["", f"{results[0].preset.id} (this result)", f"{results[1].preset.id} (baseline)"]
+    rows = [[k, *("—" if col.get(k) is None else f"`{col[k]}`" for col in columns)] for k in keys]
+    return md_table(headers, rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------------
+
+
+def _plots(
+    result: ResultFile,
+    agg: RunAggregate,
+    baseline: ResultFile | None,
+    base_agg: RunAggregate | None,
+    output: Path,
+) -> list[str]:
+    """Write the PNGs beside *output*; return the Markdown lines that show them (or say why not)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return [
+            f"Plots skipped: matplotlib is not installed. Install it with `{PLOTS_HINT}` and write the report "
+            "again (`quantgate report RESULT`)."
+        ]
+    series = [(result.preset.id, result, agg)]
+    if baseline is not None and base_agg is not None:
+        series.append((f"{baseline.preset.id} (baseline)", baseline, base_agg))
+    lines: list[str] = []
+
+    def save(figure: Figure, suffix: str, title: str) -> None:
+        path = output.with_name(f"{output.stem}-{suffix}.png")
+        FigureCanvasAgg(figure)
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        lines.append(f"![{title}]({path.name})")
+
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.add_subplot()
+    for label, _r, a in series:
+        ax.plot([it.iteration for it in a.iterations], [it.percent for it in a.iterations], marker="o", label=label)
+    ax.set(xlabel="iteration", ylabel="score, % of max", title="Score per iteration", ylim=(0, 105))
+    ax.legend(loc="best")
+    save(fig, "score", "score per iteration")
+
+    if any(it.tokens_per_s is not None for _l, _r, a in series for it in a.iterations):
+        fig = Figure(figsize=(7, 3.2))
+        ax = fig.add_subplot()
+        for label, _r, a in series:
+            pts = [(it.iteration, it.tokens_per_s) for it in a.iterations if it.tokens_per_s is not None]
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+        ax.set(xlabel="iteration", ylabel="decode tokens/s", title="Tokens/s per iteration")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="best")
+        save(fig, "tps", "tokens/s per iteration")
+    else:
+        lines.append("No tokens/s plot: no iteration recorded a decode rate.")
+
+    memory = []
+    for label, r, _a in series:
+        elapsed = 0.0
+        points = []
+        for s in r.samples:
+            elapsed += s.duration_s
+            if s.memory_mb is not None:
+                points.append((elapsed, s.memory_mb))
+        if points:
+            memory.append((label, points))
+    if memory:
+        fig = Figure(figsize=(7, 3.2))
+        ax = fig.add_subplot()
+        for label, points in memory:
+            ax.plot([x for x, _ in points], [y for _, y in points], label=label)
+        if result.preset.memory_ceiling_mb is not None:
+            ceiling = result.preset.memory_ceiling_mb
+            ax.axhline(ceiling, color="red", linestyle="--", label=f"ceiling {ceiling:,.0f} MB")
+        source = f" ({result.server.memory_source})" if result.server.memory_source else ""
+        ax.set(xlabel="time in levels, s (sum of level durations)", ylabel=f"MB{source}", title="Memory over the run")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="best")
+        save(fig, "memory", "memory over the run")
+    else:
+        lines.append("No memory plot: the samples hold no memory readings (attached server?).")
+    return lines
+
+
+__all__ = ["PLOTS_HINT", "md_table", "render_markdown", "write_report"]
