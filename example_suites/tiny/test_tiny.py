@@ -13,11 +13,16 @@ import pytest
 
 from pytest_quantgate.tinymodel import tasks
 
-ITEMS = 10
-PASS_AT = 9
+# 20 items, pass at 18 (90 %): a quant that is right 99 % of the time passes a level in 99.9 % of the
+# iterations, one that is right 87 % of the time in about half of them. Fewer items, or a stricter bar,
+# would let chance decide single iterations of a good quant.
+ITEMS = 20
+PASS_AT = 18
 
-# F16 meets these; Q4_0 does not (see docs/tiny-model.md for the per-quant accuracies behind them).
-pytestmark = pytest.mark.gate("score_mean >= 90", "score_min >= 75", "tps_mean >= 50")
+# F16 and Q8_0 meet these; Q4_0 does not (docs/tiny-model.md has the per-quant accuracies behind them).
+# The gate is on the mean on purpose: with 15 iterations a min or σ gate would turn one unlucky draw of
+# a good quant into a failed run.
+pytestmark = pytest.mark.gate("score_mean >= 90", "tps_mean >= 50")
 
 
 def ask(llm, task: str, iteration: int) -> None:
