@@ -492,6 +492,7 @@ class _Controller:
                 key = _preset_iteration(nodeid, self.config)
                 self.expected[key] = self.expected.get(key, 0) + 1
 
+    @pytest.hookimpl(trylast=True)  # after the terminal has written the test's status
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, SAMPLE_ATTR, None)
         if data is None:

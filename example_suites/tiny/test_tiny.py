@@ -13,11 +13,12 @@ import pytest
 
 from pytest_quantgate.tinymodel import tasks
 
-# 20 items, pass at 18 (90 %): a quant that is right 99 % of the time passes a level in 99.9 % of the
-# iterations, one that is right 87 % of the time in about half of them. Fewer items, or a stricter bar,
-# would let chance decide single iterations of a good quant.
+# 20 items, pass at 17 (85 %), calibrated on the manifest's accuracies: F16 (95 % on add3) passes every
+# level in at least 98 % of the iterations, Q4_0 (79.5 % on add3) that level in 39 %. Expected means:
+# F16 99.4, Q8_0 99.1, Q5_0 94.7, Q4_0 75.6. A stricter bar would let chance fail single iterations of
+# a good quant; a looser one would hide the difference.
 ITEMS = 20
-PASS_AT = 18
+PASS_AT = 17
 
 # F16 and Q8_0 meet these; Q4_0 does not (docs/tiny-model.md has the per-quant accuracies behind them).
 # The gate is on the mean on purpose: with 15 iterations a min or σ gate would turn one unlucky draw of

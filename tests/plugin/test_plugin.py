@@ -30,7 +30,7 @@ def test_impossible(llm):
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(test_levels=LEVELS)
+    pytester.makepyfile(test_demo_levels=LEVELS)
     return pytester
 
 
@@ -84,7 +84,7 @@ def test_iterations_parametrize_levels_with_readable_ids(suite: pytest.Pytester)
             "*test_copy?iter-03? PASSED*",
         ]
     )
-    assert outcomes(result) == {"passed": 7, "missed": 3}
+    assert outcomes(result) == {"passed": 5, "missed": 3}  # 3 copies + 2 gates (score, memory ceiling)
 
 
 def test_ini_and_mark_iterations(pytester: pytest.Pytester) -> None:
@@ -173,7 +173,7 @@ def test_xdist_workers_share_one_server_and_gates_run_once(suite: pytest.Pyteste
     server = json.loads(state.read_text())
     assert server["stopped"] is True
     assert server["refcount"] == 0
-    assert (state.parent / "server.log").read_text().count("server is listening") == 1
+    assert (state.parent / "server.log").read_text().count("llama_server: initializing") == 1  # one start
 
 
 def test_corrupt_gguf_fails_fast_quoting_the_server(suite: pytest.Pytester, tmp_path: Path) -> None:
