@@ -7,6 +7,7 @@ passed in iteration k (raw, and as % of the maximum).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -182,6 +183,13 @@ class RunAggregate:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+def _clip(summary: Summary | None, low: float, high: float) -> Summary | None:
+    """A score cannot leave [0, 100]; a t interval on few iterations can (e.g. [91.6, 103.1])."""
+    if summary is None or not summary.ci_defined:
+        return summary
+    return dataclasses.replace(summary, ci_low=max(low, summary.ci_low), ci_high=min(high, summary.ci_high))
+
+
 def iteration_tokens_per_s(samples: Iterable[Sample]) -> float | None:
     """Decode rate over one iteration: Σ tokens / Σ decode seconds (server-reported when available).
 
@@ -260,7 +268,7 @@ def aggregate(preset: str, samples: Iterable[Sample], *, load_s: float | None = 
         max_points=max_points,
         iterations=tuple(iterations),
         levels=tuple(level_aggs),
-        score=summarize([it.percent for it in iterations]),
+        score=_clip(summarize([it.percent for it in iterations]), 0.0, 100.0),
         score_raw=summarize([it.raw for it in iterations]),
         tps=summarize([it.tokens_per_s for it in iterations if it.tokens_per_s is not None]),
         ttft_ms=summarize(ttfts),

@@ -401,4 +401,4 @@ def _summary_dict(agg: RunAggregate) -> dict[str, object]:
 def default_out_dir(rootdir: Path, configured: str | None) -> Path:
     value = configured or os.environ.get("QUANTGATE_DIR") or DEFAULT_DIR
     path = Path(value).expanduser()
-    return path if path.is_absolute() else rootdir / path
+    return (path if path.is_absolute() else rootdir / path).resolve()
