@@ -142,7 +142,7 @@ def test_a_passing_gate_keeps_its_operator() -> None:
         ("score_max == 100", True, "score max 100.0 == 100.0"),
         ("score_max == 99", False, "score max 100.0 != 99.0"),
         ("score_ci_low >= 60", True, "score CI low 65.2 >= 60.0"),
-        ("score_ci_high < 100", False, "score CI high 100.0 >= 100.0"),,  # clipped: a score never exceeds 100
+        ("score_ci_high < 100", False, "score CI high 100.0 >= 100.0"),  # clipped: a score never exceeds 100
     ],
 )
 def test_every_operator_and_its_negation(expr: str, passed: bool, shown: str) -> None:
