@@ -171,6 +171,25 @@ class Client:
     ) -> Completion:
         stream = self.stream if stream is None else stream
         timeout = httpx.Timeout(timeout_s or self.timeout_s, connect=10.0)
+        try:
+            return self._attempt(path, body, stream, timeout, chat=chat)
+        except _NoResponse:
+            # A kept-alive connection that llama-server closed before answering (seen intermittently after
+            # streamed responses): nothing was generated for this request, so it goes once more, on a
+            # fresh connection.
+            pass
+        try:
+            return self._attempt(path, body, stream, timeout, chat=chat)
+        except _NoResponse as exc:
+            if self._on_transport_error is not None:
+                self._on_transport_error()
+            raise ClientError(
+                f"{path} on {self.base_url}: the server closed the connection without answering, twice"
+            ) from exc.__cause__
+
+    def _attempt(
+        self, path: str, body: dict[str, Any], stream: bool, timeout: httpx.Timeout, *, chat: bool
+    ) -> Completion:
         started = time.perf_counter()
         try:
             if stream:
@@ -187,6 +206,12 @@ class Client:
                 f"(per-request timeout {timeout.read:g} s; raise request.timeout_s in the preset or the "
                 f"level mark's timeout_s if the model needs longer) [{type(exc).__name__}]"
             ) from exc
+        except httpx.RemoteProtocolError as exc:
+            if "without sending a response" in str(exc):
+                raise _NoResponse from exc
+            if self._on_transport_error is not None:
+                self._on_transport_error()
+            raise ClientError(f"{path} on {self.base_url} failed: {exc!r}") from exc
         except httpx.TransportError as exc:
             if self._on_transport_error is not None:
                 self._on_transport_error()
@@ -268,6 +293,10 @@ class Client:
             endpoint=path,
             request=body,
         )
+
+
+class _NoResponse(Exception):
+    """The connection closed before any response arrived (internal: the request is retried once)."""
 
 
 def _sse_events(lines: Iterator[str], path: str) -> Iterator[dict[str, Any]]:
