@@ -280,7 +280,11 @@ def _wilson_arrays(x: FloatArray, n: FloatArray, z: FloatArray) -> tuple[FloatAr
     centre = (x + z2 / 2.0) / denom
     # max(0, ·) guards against -1e-17 from rounding when x is 0 or n.
     half = z * np.sqrt(np.maximum(x * (n - x) / n + z2 / 4.0, 0.0)) / denom
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # At 0/n and n/n the bound is exactly 0 or 1; rounding (0.9999999999999999) must not leave the
+    # observed proportion outside its own interval.
+    lo = np.where(x <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    hi = np.where(x >= n, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return lo, hi
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:

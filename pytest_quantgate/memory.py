@@ -168,6 +168,11 @@ class PeakSampler:
         self.idle_mb = self.sample()
 
     @property
+    def latest_mb(self) -> float | None:
+        """The most recent reading (at most one interval old): no /proc scan on the caller's path."""
+        return self.readings[-1].mb if self.readings else None
+
+    @property
     def peak_mb(self) -> float | None:
         return max((r.mb for r in self.readings), default=None)
 

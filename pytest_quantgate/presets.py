@@ -150,13 +150,8 @@ class Sampler:
 
     def request_fields(self) -> dict[str, Any]:
         """The sampler as llama-server request fields (unset values are left to the server)."""
-        names = {"repeat_penalty": "repeat_penalty"}
-        out: dict[str, Any] = {}
-        for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed"):
-            value = getattr(self, key)
-            if value is not None:
-                out[names.get(key, key)] = value
-        return out
+        fields = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+        return {key: getattr(self, key) for key in fields if getattr(self, key) is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,11 +139,15 @@ class Servers:
         return self._clients[preset.id]
 
     def memory(self, preset_id: str) -> tuple[float | None, float | None, str | None]:
-        """(reading now, peak so far, source) for the preset's server, all None when not measurable."""
+        """(latest reading, peak so far, source) for the preset's server, all None when not measurable.
+
+        Called after every level: it reads what the sampler thread last measured (≤ 0.25 s old) rather
+        than scanning the process tree on the level's path.
+        """
         sampler = self._samplers.get(preset_id)
         if sampler is None:
             return None, None, None
-        return sampler.sample(), sampler.peak_mb, sampler.probe.source
+        return sampler.latest_mb, sampler.peak_mb, sampler.probe.source
 
     def release(self, preset_id: str) -> None:
         if (client := self._clients.pop(preset_id, None)) is not None:

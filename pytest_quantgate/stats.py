@@ -104,14 +104,7 @@ def wilson(passed: int, n: int, confidence: float = 0.95) -> Rate:
         raise ValueError(f"passed={passed} must lie in [0, n={n}]")
     if n == 0:
         return Rate(0, 0, 0.0, 1.0)
-    from scipy import stats
+    from pytest_quantgate.inference import wilson_interval  # the one Wilson implementation
 
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = passed / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # At 0 % and 100 % the bound is exactly 0 or 1; rounding must not leave the observed rate outside.
-    low = 0.0 if passed == 0 else max(0.0, centre - half)
-    high = 1.0 if passed == n else min(1.0, centre + half)
-    return Rate(passed, n, low, high)
+    interval = wilson_interval(passed, n, confidence)
+    return Rate(passed, n, interval.lower, interval.upper)
