@@ -17,6 +17,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
 
+    from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.levels import LevelSpec, Outcome
     from pytest_quantgate.llm import Llm
     from pytest_quantgate.presets import Preset
@@ -47,6 +48,7 @@ RECORDER_KEY = pytest.StashKey["Recorder"]()
 LEVEL_KEY = pytest.StashKey["LevelInfo"]()
 LLM_KEY = pytest.StashKey["Llm"]()
 STARTED_KEY = pytest.StashKey[float]()
+ARTIFACTS_KEY = pytest.StashKey["ArtifactWriter"]()
 
 
 class LevelInfo:
@@ -107,6 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Resolved here rather than in pytest_configure so that `pytest --help` never imports pydantic, httpx
     # and friends (B5). tryfirst: xdist's own sessionstart creates the workers and needs the run id.
+    from pytest_quantgate.artifacts import ArtifactWriter
     from pytest_quantgate.errors import QuantgateError
     from pytest_quantgate.run import Recorder, Servers, load_baseline
 
@@ -118,6 +121,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = run_config
     config.stash[SERVERS_KEY] = Servers(run_config)
+    config.stash[ARTIFACTS_KEY] = ArtifactWriter()
     if not _is_worker(config):
         recorder = Recorder(run_config, baseline)
         config.stash[RECORDER_KEY] = recorder
@@ -389,7 +393,6 @@ def pytest_runtest_makereport(
     judged = report.when == "call" or (report.when == "setup" and not report.passed)
     if not judged:
         return report
-    from pytest_quantgate.artifacts import write_artifact
     from pytest_quantgate.errors import QuantgateError
     from pytest_quantgate.levels import RequestRecord, Sample
 
@@ -431,10 +434,11 @@ def pytest_runtest_makereport(
         memory_source=source,
         gates=info.gates,
     )
-    setattr(report, SAMPLE_ATTR, sample.to_dict())
+    # The Sample itself: turned into a dict only when the report leaves the process (xdist, report logs).
+    setattr(report, SAMPLE_ATTR, sample)
     validator = report.longreprtext if outcome in ("failed", "error") else None
     if run_config.presets:
-        write_artifact(run_config.preset_dir(preset_id), sample, exchanges, validator)
+        item.config.stash[ARTIFACTS_KEY].write(run_config.preset_dir(preset_id), sample, exchanges, validator)
     if outcome == "failed" and _gated(run_config, preset_id, info):
         # A wrong answer is a measurement, not a broken test: with gates in force they decide the exit
         # status. The report keeps the validator's message and gets its own status (see teststatus).
@@ -444,6 +448,25 @@ def pytest_runtest_makereport(
 
 
 MISS_PROPERTY = "quantgate_miss"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, Any, Any]:
+    data = yield
+    if isinstance(data, dict) and hasattr(data.get(SAMPLE_ATTR), "to_dict"):
+        data[SAMPLE_ATTR] = data[SAMPLE_ATTR].to_dict()
+    return data
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_from_serializable(data: dict[str, Any]) -> Generator[None, Any, Any]:
+    report = yield
+    sample = getattr(report, SAMPLE_ATTR, None)
+    if isinstance(sample, dict):
+        from pytest_quantgate.levels import Sample
+
+        setattr(report, SAMPLE_ATTR, Sample.from_dict(sample))
+    return report
 
 
 def _gated(run_config: RunConfig, preset_id: str, info: LevelInfo) -> bool:
@@ -483,6 +506,9 @@ class _Controller:
             if LEVEL_KEY in item.stash:
                 key = _preset_iteration(item.nodeid, self.config)
                 self.expected[key] = self.expected.get(key, 0) + 1
+        # Provenance (binary version, model digest, host) is read now, before the first level, not on
+        # that level's report.
+        self.recorder.prepare(dict.fromkeys(preset for preset, _ in self.expected))
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.expected:
@@ -494,12 +520,9 @@ class _Controller:
 
     @pytest.hookimpl(trylast=True)  # after the terminal has written the test's status
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, SAMPLE_ATTR, None)
-        if data is None:
+        sample = getattr(report, SAMPLE_ATTR, None)
+        if sample is None:
             return
-        from pytest_quantgate.levels import Sample
-
-        sample = Sample.from_dict(data)
         self.recorder.add(sample)
         key = (sample.preset, sample.iteration)
         self.seen[key] = self.seen.get(key, 0) + 1
@@ -517,16 +540,19 @@ class _Controller:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
-        agg = self.recorder.aggregate(preset_id)
-        this = next((it for it in agg.iterations if it.iteration == iteration), None)
-        if this is None or agg.score is None:
+        # Iteration scores only: the full aggregate (an interval per level) would be recomputed over the
+        # whole run after every iteration.
+        scores = self.recorder.iteration_scores(preset_id)
+        this = next((it for it in scores if it.iteration == iteration), None)
+        if this is None:
             return
         total = max(k[1] for k in self.expected if k[0] == preset_id)
         tps = f", {this.tokens_per_s:,.0f} tok/s" if this.tokens_per_s else ""
+        mean = sum(it.percent for it in scores) / len(scores)
         reporter.ensure_newline()
         reporter.write_line(
             f"quantgate {preset_id} iteration {iteration}/{total}: {this.percent:.1f} % "
-            f"(running mean {agg.score.mean:.1f} %){tps}"
+            f"(running mean {mean:.1f} %){tps}"
         )
 
     @pytest.hookimpl(wrapper=True)
@@ -632,6 +658,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     servers = session.config.stash.get(SERVERS_KEY, None)
     if servers is not None:
         servers.release_all()  # normally done by fixture teardown; this covers aborted sessions
+    writer = session.config.stash.get(ARTIFACTS_KEY, None)
+    if writer is not None and (errors := writer.close()):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"quantgate: {len(errors)} artifact(s) could not be written (the results files are complete); "
+                f"first: {errors[0]}",
+                red=True,
+            )
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

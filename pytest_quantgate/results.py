@@ -23,7 +23,6 @@ SCHEMA_VERSION = 1
 KIND = "pytest-quantgate-result"
 
 
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

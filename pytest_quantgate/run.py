@@ -17,7 +17,7 @@ from pytest_quantgate import __version__
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
 from pytest_quantgate.install import binary_version
-from pytest_quantgate.levels import RunAggregate, Sample, aggregate
+from pytest_quantgate.levels import IterationScore, RunAggregate, Sample, aggregate, iteration_scores
 from pytest_quantgate.memory import PeakSampler, probe_for
 from pytest_quantgate.presets import Preset
 from pytest_quantgate.provenance import file_sha256, host_info, sampled_digest
@@ -34,6 +34,8 @@ from pytest_quantgate.results import (
 from pytest_quantgate.sharing import Lease, acquire, attach, read_info, reap
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from pytest_quantgate.client import Client
     from pytest_quantgate.compare import Comparison
     from pytest_quantgate.inference import SequentialDecision, SequentialTest
@@ -202,6 +204,11 @@ class Recorder:
         self.samples[sample.preset].append(sample)
         self._stream(sample.preset).add(sample)
 
+    def prepare(self, preset_ids: Iterable[str]) -> None:
+        """Open the presets' result streams (header and provenance) ahead of their first sample."""
+        for preset_id in preset_ids:
+            self._stream(preset_id)
+
     def _stream(self, preset_id: str) -> ResultStream:
         if preset_id not in self._streams:
             header = Header(
@@ -224,6 +231,9 @@ class Recorder:
     def preset_ids(self) -> list[str]:
         known = [p.id for p in self.config.presets]
         return [*known, *(k for k in self.samples if k not in known)]
+
+    def iteration_scores(self, preset_id: str) -> list[IterationScore]:
+        return iteration_scores(preset_id, self.samples.get(preset_id, ()))
 
     def aggregate(self, preset_id: str) -> RunAggregate:
         info = read_info(self.config.preset_dir(preset_id))
@@ -281,10 +291,12 @@ class Recorder:
 
     def sequential_check(self, preset_id: str) -> SequentialDecision | None:
         """With --sequential: the decision after the candidate's latest complete iteration, if final."""
+        if not self.config.sequential:
+            return None
         from pytest_quantgate.inference import SequentialTest
 
         baseline = self.baseline_result()
-        if not self.config.sequential or baseline is None or preset_id == self.config.baseline:
+        if baseline is None or preset_id == self.config.baseline:
             return None
         if self._sequential is None:
             horizon = self.config.iterations or self.config.default_iterations

@@ -9,7 +9,6 @@ a measurement. The tiny suite runs against the real server in tests/integration.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ import pytest
 from peers.example_answers import BAD, BAD_REASONS, FIFO, GOOD, KNOWLEDGE_ITEMS, MALFORMED
 from peers.scripted_server import ScriptedPeer
 
-from pytest_quantgate.artifacts import artifact_path
+from pytest_quantgate.artifacts import read_artifacts
 from pytest_quantgate.client import Client
 from pytest_quantgate.errors import ClientError
 from pytest_quantgate.results import load_result
@@ -125,7 +124,7 @@ def test_bad_answers_miss_every_level_with_its_reason_and_fail_the_gates(
         sample = levels[name]
         assert sample.outcome == "failed", f"{name}: {sample.outcome} ({sample.error})"
         assert reason in (sample.error or ""), f"{name}: expected {reason!r} in {sample.error!r}"
-        artifact = json.loads(artifact_path(preset_dir, sample).read_text(encoding="utf-8"))
+        artifact = read_artifacts(preset_dir, sample.iteration)[sample.name]
         assert reason in artifact["validator"], f"{name}: the artifact lacks {reason!r}"
     assert set(BAD_REASONS[suite]) == set(LEVELS[suite])  # every level has a bad answer with a named reason
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -137,8 +136,8 @@ def test_bad_answers_miss_every_level_with_its_reason_and_fail_the_gates(
 
 def test_a_missed_level_keeps_the_validator_output_in_its_artifact(pytester: pytest.Pytester, peer: ScriptedPeer):
     run_suite(pytester, "coding", peer.url("bad"), "-k", "priority")
-    (artifact,) = pytester.path.glob(".quantgate/runs/*/*/iter-01/test_priority_scheduling.json")
-    record = json.loads(artifact.read_text(encoding="utf-8"))
+    (preset_dir,) = pytester.path.glob(".quantgate/runs/*/*/")
+    record = read_artifacts(preset_dir, 1)["test_priority_scheduling"]
     assert record["outcome"] == "failed"
     assert "test_jobs_that_cannot_be_compared_are_fine" in record["validator"]
     assert "TypeError" in record["validator"]  # the hidden test's own failure text comes along

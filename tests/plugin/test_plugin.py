@@ -150,7 +150,8 @@ def test_results_and_artifacts_are_written(suite: pytest.Pytester) -> None:
     assert {g["id"] for g in data["gates"]} == {"score_mean>=0", "memory_peak_mb<=128"}
     assert data["server"]["load_s"] > 0
     assert (final.parent / "result.jsonl").read_text().count('"sample"') == 4
-    artifact = json.loads((final.parent / "iter-02" / "test_impossible.json").read_text())
+    lines = (final.parent / "iter-02.jsonl").read_text(encoding="utf-8").splitlines()
+    artifact = next(json.loads(line) for line in lines if json.loads(line)["name"] == "test_impossible")
     assert artifact["outcome"] == "failed"
     assert "never" in artifact["validator"]
     assert artifact["requests"][0]["prompt"] == "copy abc="

@@ -16,6 +16,7 @@ from pytest_quantgate.levels import (
     RequestRecord,
     Sample,
     aggregate,
+    iteration_scores,
     iteration_tokens_per_s,
 )
 from pytest_quantgate.stats import wilson
@@ -259,10 +260,13 @@ SAMPLES = st.builds(
 @settings(max_examples=100, deadline=None)
 @given(s=SAMPLES)
 def test_sample_round_trips_through_a_dict(s: Sample) -> None:
+    import dataclasses
     import json
 
     data = json.loads(json.dumps(s.to_dict()))  # as it travels through a result file
     assert Sample.from_dict(data) == s
+    assert s.to_dict() == dataclasses.asdict(s) | {"requests": [dataclasses.asdict(r) for r in s.requests],
+                                                    "gates": list(s.gates)}  # fmt: skip
 
 
 _RUN_SAMPLES = st.lists(
@@ -291,3 +295,9 @@ def test_iteration_scores_stay_within_0_and_100_percent(samples: list[Sample]) -
     for lv in agg.levels:
         judged = [s for s in samples if s.level == lv.level and s.outcome != "skipped"]
         assert (lv.rate.passed, lv.rate.n) == (sum(s.passed for s in judged), len(judged))
+
+
+@settings(max_examples=100, deadline=None)
+@given(samples=_RUN_SAMPLES)
+def test_the_progress_lines_iteration_scores_are_the_aggregates(samples: list[Sample]) -> None:
+    assert iteration_scores("p", samples) == list(aggregate("p", samples).iterations)

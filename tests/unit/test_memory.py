@@ -188,3 +188,21 @@ def test_the_sampler_on_a_real_process_sees_it_grow(child: subprocess.Popen[str]
     child.kill()
     child.wait()
     assert sampler.sample() is None  # gone: no reading, never a made-up one
+
+
+def test_rss_finds_children_again_every_few_readings(child: subprocess.Popen[str]) -> None:
+    """The process tree is looked up every `rescan` readings; the known processes are read in between."""
+    probe = RssProbe(psutil.Process().pid, rescan=3)
+    probe.read_mb()
+    family = {p.pid for p in probe._procs}
+    assert child.pid in family
+    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        probe.read_mb()
+        probe.read_mb()
+        assert grandchild.pid not in {p.pid for p in probe._procs}  # not looked up yet
+        probe.read_mb()
+        assert grandchild.pid in {p.pid for p in probe._procs}
+    finally:
+        grandchild.kill()
+        grandchild.wait()
