@@ -508,7 +508,8 @@ class _Controller:
                 self.expected[key] = self.expected.get(key, 0) + 1
         # Provenance (binary version, model digest, host) is read now, before the first level, not on
         # that level's report.
-        self.recorder.prepare(dict.fromkeys(preset for preset, _ in self.expected))
+        if not self.config.option.collectonly:
+            self.recorder.prepare(dict.fromkeys(preset for preset, _ in self.expected))
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.expected:

@@ -323,6 +323,8 @@ class Recorder:
         written = []
         for preset_id, stream in self._streams.items():
             stream.close()
+            if not self.samples.get(preset_id):
+                continue  # opened ahead of a level that never reported: no result to replace the stored one
             result = self.build_result(preset_id, complete=not interrupted)
             written.append(write_final(result, stream.directory, self.config.out_dir / "results"))
         return written

@@ -102,6 +102,19 @@ def test_ini_and_mark_iterations(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("--preset", "tiny-f16", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*6 tests collected*"])
+    assert not list(pytester.path.glob(".quantgate/runs/*/*/result.jsonl"))  # nothing ran, nothing written
+
+
+def test_a_run_that_ends_before_its_first_level_keeps_the_stored_result(suite: pytest.Pytester) -> None:
+    """-x stops at an ordinary test (they run before the levels): no empty result replaces the stored one."""
+    stored = suite.path / ".quantgate" / "results" / "tiny-f16.json"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("{}")
+    suite.makepyfile(test_plain="def test_plain():\n    assert False\n")
+    result = suite.runpytest("-x", "--preset", "tiny-f16", "--iterations", "1")
+    result.assert_outcomes(failed=1)
+    assert stored.read_text() == "{}"
+    assert result_files(suite.path) == []
 
 
 def test_failed_gate_fails_the_run_with_a_house_style_message(suite: pytest.Pytester) -> None:
