@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -183,7 +184,7 @@ class _Window:
         return self.ended - self.started
 
 
-_RUNS = iter(range(1_000_000))
+_RUNS = itertools.count()  # a fresh module name per pytest.main run
 
 
 def quantgate_in_process(preset: Path, body: dict[str, object], n: int) -> tuple[float, float, float, float]:

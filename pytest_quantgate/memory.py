@@ -53,7 +53,7 @@ class RssProbe:
         self._procs: list[psutil.Process] = []
 
     def read_mb(self) -> float | None:
-        if self._reads % self._rescan == 0 or not self._procs:
+        if self._reads % self._rescan == 0:  # the first reading, and every rescan-th after it
             try:
                 root = psutil.Process(self._pid)
                 self._procs = [root, *root.children(recursive=True)]
