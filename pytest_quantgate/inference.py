@@ -22,12 +22,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from pytest_quantgate.errors import SpecError
+from pytest_quantgate.stats import (
+    Interval,
+    clopper_pearson_interval,
+    finite_array,
+    mean_ci,
+    normal_isf,
+    wilson_bounds,
+    wilson_interval,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -39,25 +47,12 @@ if TYPE_CHECKING:
 # scipy is imported inside the functions that need it: importing it costs ~0.3 s, and the plugin is
 # loaded on every `pytest` start, also for runs that never compare anything.
 
-_STANDARD_NORMAL = NormalDist()
-
 Decision = Literal["swap", "keep", "continue"]
 
 
 # --------------------------------------------------------------------------------------------------
 # Result types
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    """A point estimate with a two-sided confidence interval."""
-
-    estimate: float
-    lower: float
-    upper: float
-    confidence: float
-    method: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +227,6 @@ class SequentialDecision:
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise SpecError(f"confidence={confidence!r} must lie strictly between 0 and 1, e.g. 0.95")
-
-
 def _check_alpha(alpha: float, name: str = "alpha") -> None:
     # alpha is one-sided here; above 0.5 a "lower bound" would lie above the estimate.
     if not 0.0 < alpha < 0.5:
@@ -249,95 +239,6 @@ def _check_margin(margin: float) -> None:
             f"margin={margin!r} must be a finite number ≥ 0 in percentage points of the maximum score, "
             "e.g. 2 (0 asks for 'not worse at all')"
         )
-
-
-def _check_count(successes: int, n: int) -> None:
-    if n < 1:
-        raise SpecError(f"n={n} trials: an interval needs at least one trial")
-    if not 0 <= successes <= n:
-        raise SpecError(f"successes={successes} must lie between 0 and n={n}")
-
-
-def _z(one_sided_level: float) -> float:
-    # The standard library's normal quantile (Wichura's AS241, as accurate as scipy's) spares the
-    # ~0.5 s import of scipy.stats on a run's path: a Wilson interval is computed for every level.
-    return -_STANDARD_NORMAL.inv_cdf(one_sided_level)
-
-
-def _finite_values(values: Sequence[float], what: str) -> FloatArray:
-    arr = np.asarray([float(v) for v in values], dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise SpecError(f"{what} contains NaN or infinite values; drop failed iterations before comparing")
-    return arr
-
-
-# --------------------------------------------------------------------------------------------------
-# 1. Intervals valid at small n
-# --------------------------------------------------------------------------------------------------
-
-
-def _wilson_arrays(x: FloatArray, n: FloatArray, z: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Wilson score bounds, vectorised; x may be fractional (used for sample-size projection)."""
-    z2 = z * z
-    denom = n + z2
-    centre = (x + z2 / 2.0) / denom
-    # max(0, ·) guards against -1e-17 from rounding when x is 0 or n.
-    half = z * np.sqrt(np.maximum(x * (n - x) / n + z2 / 4.0, 0.0)) / denom
-    # At 0/n and n/n the bound is exactly 0 or 1; rounding (0.9999999999999999) must not leave the
-    # observed proportion outside its own interval.
-    lo = np.where(x <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
-    hi = np.where(x >= n, 1.0, np.clip(centre + half, 0.0, 1.0))
-    return lo, hi
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
-    """Wilson score interval for a binomial proportion (Wilson 1927; Newcombe 1998 method 3).
-
-    Good coverage from n ≈ 5 on and sensible at 0/n and n/n, where the Wald interval collapses to a
-    point. Proportions as fractions (0-1).
-    """
-    _check_count(successes, n)
-    _check_confidence(confidence)
-    z = np.asarray(_z((1.0 - confidence) / 2.0), dtype=np.float64)
-    lo, hi = _wilson_arrays(np.asarray(successes, dtype=np.float64), np.asarray(n, dtype=np.float64), z)
-    return Interval(successes / n, float(lo), float(hi), confidence, "Wilson score")
-
-
-def clopper_pearson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
-    """Exact (Clopper-Pearson) interval from Beta quantiles; never below nominal coverage, hence wide."""
-    _check_count(successes, n)
-    _check_confidence(confidence)
-    from scipy import stats
-
-    a = (1.0 - confidence) / 2.0
-    lo = 0.0 if successes == 0 else float(stats.beta.ppf(a, successes, n - successes + 1))
-    hi = 1.0 if successes == n else float(stats.beta.isf(a, successes + 1, n - successes))
-    return Interval(successes / n, lo, hi, confidence, "Clopper-Pearson exact")
-
-
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Student-t interval for a mean.
-
-    With sd = 0 the interval is the point (no NaN). With fewer than 2 values it raises
-    :class:`SpecError`: one value says nothing about the spread, and an invented width would be read as
-    evidence. (:func:`pytest_quantgate.stats.summarize` reports an infinite interval instead, for display.)
-    """
-    _check_confidence(confidence)
-    xs = _finite_values(values, "values")
-    n = xs.size
-    if n < 2:
-        raise SpecError(
-            f"a confidence interval for a mean needs at least 2 values, got {n}; run at least 2 iterations "
-            "(the mean itself is still available)"
-        )
-    mean = float(xs.mean())
-    sd = float(xs.std(ddof=1))
-    if sd == 0.0:
-        return Interval(mean, mean, mean, confidence, "Student t (sd = 0: degenerate)")
-    from scipy import stats
-
-    half = float(stats.t.isf((1.0 - confidence) / 2.0, n - 1)) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, confidence, "Student t")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,10 +279,10 @@ def stratified_difference_bounds(
     pb = xb / nb
     pc = xc / nc
     # The lower bound uses the candidate's lower and the baseline's upper Wilson limit, and vice versa.
-    _, base_hi = _wilson_arrays(xb, nb, zl)
-    cand_lo, _ = _wilson_arrays(xc, nc, zl)
-    base_lo, _ = _wilson_arrays(xb, nb, zu)
-    _, cand_hi = _wilson_arrays(xc, nc, zu)
+    _, base_hi = wilson_bounds(xb, nb, zl)
+    cand_lo, _ = wilson_bounds(xc, nc, zl)
+    base_lo, _ = wilson_bounds(xb, nb, zu)
+    _, cand_hi = wilson_bounds(xc, nc, zu)
     diff = np.sum(w * (pc - pb), axis=-1)
     down = np.sqrt(np.sum(w * w * ((pc - cand_lo) ** 2 + (base_hi - pb) ** 2), axis=-1))
     up = np.sqrt(np.sum(w * w * ((cand_hi - pc) ** 2 + (pb - base_lo) ** 2), axis=-1))
@@ -464,7 +365,7 @@ def quality_noninferiority(
     _check_margin(margin)
     _check_alpha(alpha)
     levels, xb, nb, xc, nc, pts = _level_counts(baseline, candidate, points)
-    z = _z(alpha)
+    z = normal_isf(alpha)
     diff, lower, upper = stratified_difference_bounds(xb, nb, xc, nc, pts, z)
     weights = pts / pts.sum()
     per_level: list[LevelDifference] = []
@@ -594,7 +495,7 @@ def paired_noninferiority(
     _check_margin(margin)
     _check_alpha(alpha)
     b, c, n = _discordant(pairs)
-    lo, hi = _tango_bounds(c, b, n, _z(alpha))
+    lo, hi = _tango_bounds(c, b, n, normal_isf(alpha))
     lower, upper = 100.0 * lo, 100.0 * hi
     return PairedNonInferiorityResult(
         difference=100.0 * (c - b) / n,
@@ -642,8 +543,8 @@ def unpaired_comparison(
     if margin is not None:
         _check_margin(margin)
     _check_alpha(alpha)
-    xb = _finite_values(baseline_scores, "baseline_scores")
-    xc = _finite_values(candidate_scores, "candidate_scores")
+    xb = finite_array(baseline_scores, "baseline_scores")
+    xc = finite_array(candidate_scores, "candidate_scores")
     if xb.size < 2 or xc.size < 2:
         raise SpecError(
             f"an unpaired comparison needs at least 2 scores per preset, got baseline {xb.size}, candidate "
@@ -711,8 +612,8 @@ def speed_delta(
         raise SpecError(f"floor={floor!r} must be a finite fraction ≥ 0, e.g. 0.05 for 5 %")
     if not 0.0 < alpha < 1.0:
         raise SpecError(f"alpha={alpha!r} must lie strictly between 0 and 1, e.g. 0.05")
-    xb = _finite_values(baseline_values, "baseline_values")
-    xc = _finite_values(candidate_values, "candidate_values")
+    xb = finite_array(baseline_values, "baseline_values")
+    xc = finite_array(candidate_values, "candidate_values")
     if xb.size == 0 or xc.size == 0:
         raise SpecError(f"speed comparison needs values on both sides, got baseline {xb.size}, candidate {xc.size}")
     mb, mc = float(np.median(xb)), float(np.median(xc))
@@ -786,7 +687,7 @@ def iterations_needed(
     current = int(min(nb.min(), nc.min()))
     pooled = (xb + xc) / (nb + nc)
     weights = pts / pts.sum()
-    z_alpha, z_power = _z(alpha), _z(1.0 - power)
+    z_alpha, z_power = normal_isf(alpha), normal_isf(1.0 - power)
     method = "projected MOVER-Wilson bound + normal spread of the estimate, pooled per-level rates"
 
     def enough(n: int) -> bool:

@@ -14,19 +14,16 @@ from pytest_quantgate.errors import SpecError
 from pytest_quantgate.inference import (
     SequentialTest,
     _tango_statistic,
-    clopper_pearson_interval,
     group_sequential_boundaries,
     hsd_spending,
     iterations_needed,
     mcnemar,
-    mean_ci,
     paired_noninferiority,
     quality_noninferiority,
     sequential_decision,
     speed_delta,
     stratified_difference_bounds,
     unpaired_comparison,
-    wilson_interval,
 )
 
 POINTS = {"L1": 25.0, "L2": 25.0, "L3": 25.0, "L4": 15.0, "L5": 10.0}
@@ -41,65 +38,6 @@ def levels(counts: dict[str, int], n: int = 15) -> dict[str, list[bool]]:
 
 
 ALL_PASS = levels(dict.fromkeys(POINTS, 15))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Intervals
-# ----------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("x", "n", "lo", "hi"),
-    [
-        # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Wilson score method.
-        (81, 263, 0.2553, 0.3662),
-        (15, 148, 0.0624, 0.1605),
-        (0, 20, 0.0, 0.1611),
-        (1, 29, 0.0061, 0.1718),
-        (0, 10, 0.0, 0.2775),
-        (10, 10, 0.7225, 1.0),
-        (5, 10, 0.2366, 0.7634),
-    ],
-)
-def test_wilson_published_values(x, n, lo, hi):
-    ci = wilson_interval(x, n)
-    assert ci.lower == pytest.approx(lo, abs=5e-5)
-    assert ci.upper == pytest.approx(hi, abs=5e-5)
-    assert ci.estimate == x / n
-
-
-@pytest.mark.parametrize(("x", "n"), [(0, 10), (10, 10), (5, 10), (1, 29), (81, 263)])
-def test_clopper_pearson_matches_scipy(x, n):
-    ci = clopper_pearson_interval(x, n, 0.9)
-    ref = stats.binomtest(x, n).proportion_ci(confidence_level=0.9, method="exact")
-    assert ci.lower == pytest.approx(ref.low, abs=1e-10)
-    assert ci.upper == pytest.approx(ref.high, abs=1e-10)
-
-
-def test_interval_argument_errors_name_the_problem():
-    with pytest.raises(SpecError, match="at least one trial"):
-        wilson_interval(0, 0)
-    with pytest.raises(SpecError, match="between 0 and n=5"):
-        clopper_pearson_interval(6, 5)
-    with pytest.raises(SpecError, match="confidence"):
-        wilson_interval(1, 5, confidence=95)
-
-
-def test_mean_ci_matches_scipy_t_interval():
-    xs = [71.0, 74.5, 69.0, 80.0, 77.5, 72.0]
-    ci = mean_ci(xs, 0.95)
-    lo, hi = stats.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=stats.sem(xs))
-    assert (ci.lower, ci.upper) == pytest.approx((lo, hi))
-
-
-def test_mean_ci_zero_spread_is_degenerate_not_nan():
-    ci = mean_ci([88.0] * 15)
-    assert (ci.estimate, ci.lower, ci.upper) == (88.0, 88.0, 88.0)
-
-
-def test_mean_ci_single_value_raises_clear_error():
-    with pytest.raises(SpecError, match="at least 2 values, got 1"):
-        mean_ci([42.0])
 
 
 # ----------------------------------------------------------------------------------------------------

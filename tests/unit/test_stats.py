@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from pytest_quantgate.stats import percentile, summarize, wilson
+from pytest_quantgate.errors import SpecError
+from pytest_quantgate.stats import clopper_pearson_interval, mean_ci, percentile, summarize, wilson, wilson_interval
 
 FINITE = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 CONFIDENCE = st.floats(min_value=0.5, max_value=0.999)
@@ -147,3 +150,72 @@ def test_the_wilson_interval_widens_with_the_confidence(pn: tuple[int, int], a: 
     narrow, wide = wilson(*pn, lo_c), wilson(*pn, hi_c)
     assert wide.low <= narrow.low + 1e-12
     assert wide.high >= narrow.high - 1e-12
+
+
+# One-sample intervals (Interval)
+
+
+@pytest.mark.parametrize(
+    ("x", "n", "lo", "hi"),
+    [
+        # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Wilson score method.
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+        (0, 10, 0.0, 0.2775),
+        (10, 10, 0.7225, 1.0),
+        (5, 10, 0.2366, 0.7634),
+    ],
+)
+def test_wilson_published_values(x: int, n: int, lo: float, hi: float) -> None:
+    ci = wilson_interval(x, n)
+    assert ci.lower == pytest.approx(lo, abs=5e-5)
+    assert ci.upper == pytest.approx(hi, abs=5e-5)
+    assert ci.estimate == x / n
+
+
+@pytest.mark.parametrize(("x", "n"), [(0, 10), (10, 10), (5, 10), (1, 29), (81, 263)])
+def test_clopper_pearson_matches_scipy(x: int, n: int) -> None:
+    ci = clopper_pearson_interval(x, n, 0.9)
+    ref = sps.binomtest(x, n).proportion_ci(confidence_level=0.9, method="exact")
+    assert ci.lower == pytest.approx(ref.low, abs=1e-10)
+    assert ci.upper == pytest.approx(ref.high, abs=1e-10)
+
+
+def test_interval_argument_errors_name_the_problem() -> None:
+    with pytest.raises(SpecError, match="at least one trial"):
+        wilson_interval(0, 0)
+    with pytest.raises(SpecError, match="between 0 and n=5"):
+        clopper_pearson_interval(6, 5)
+    with pytest.raises(SpecError, match="confidence"):
+        wilson_interval(1, 5, confidence=95)
+
+
+def test_mean_ci_matches_scipy_t_interval() -> None:
+    xs = [71.0, 74.5, 69.0, 80.0, 77.5, 72.0]
+    ci = mean_ci(xs, 0.95)
+    lo, hi = sps.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=sps.sem(xs))
+    assert (ci.lower, ci.upper) == pytest.approx((lo, hi))
+
+
+def test_mean_ci_zero_spread_is_degenerate_not_nan() -> None:
+    ci = mean_ci([88.0] * 15)
+    assert (ci.estimate, ci.lower, ci.upper) == (88.0, 88.0, 88.0)
+
+
+def test_mean_ci_single_value_raises_clear_error() -> None:
+    with pytest.raises(SpecError, match="at least 2 values, got 1"):
+        mean_ci([42.0])
+
+
+def test_stats_does_not_import_inference() -> None:
+    """Imports run one way: inference builds on stats, so stats must work without it (and stay light)."""
+    code = (
+        "import sys\n"
+        "from pytest_quantgate.stats import wilson\n"
+        "wilson(3, 5)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pytest_quantgate.inference', 'scipy.stats'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
