@@ -13,7 +13,6 @@ from scipy import optimize, stats
 from pytest_quantgate.errors import SpecError
 from pytest_quantgate.inference import (
     SequentialTest,
-    _tango_statistic,
     group_sequential_boundaries,
     hsd_spending,
     iterations_needed,
@@ -25,6 +24,7 @@ from pytest_quantgate.inference import (
     stratified_difference_bounds,
     unpaired_comparison,
 )
+from pytest_quantgate.inference.paired import _tango_statistic
 
 POINTS = {"L1": 25.0, "L2": 25.0, "L3": 25.0, "L4": 15.0, "L5": 10.0}
 
