@@ -44,10 +44,17 @@ from pytest_quantgate.inference.quality import (
     quality_noninferiority,
     stratified_difference_bounds,
 )
+from pytest_quantgate.inference.speed import (
+    SpeedDelta,
+    speed_delta,
+)
+from pytest_quantgate.inference.unpaired import (
+    UnpairedComparison,
+    unpaired_comparison,
+)
 from pytest_quantgate.stats import (
     Interval,
     clopper_pearson_interval,
-    finite_array,
     mean_ci,
     normal_isf,
     wilson_interval,
@@ -69,54 +76,6 @@ Decision = Literal["swap", "keep", "continue"]
 # --------------------------------------------------------------------------------------------------
 # Result types
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class UnpairedComparison:
-    """Comparison of two lists of iteration scores when nothing can be matched.
-
-    ``unpaired`` is always True so that reports say the comparison ignored any pairing (and so may have
-    less power than a paired one). ``difference`` is mean(candidate) - mean(baseline); the bounds are
-    one-sided (1 - alpha) Welch bounds; p-values are two-sided. ``non_inferior`` is None without a margin.
-    """
-
-    difference: float
-    lower_bound: float
-    upper_bound: float
-    welch_p_value: float
-    mann_whitney_p_value: float
-    margin: float | None
-    alpha: float
-    non_inferior: bool | None
-    n_baseline: int
-    n_candidate: int
-    method: str
-    unpaired: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class SpeedDelta:
-    """A speed or memory change, counted only when significant AND larger than the noise floor.
-
-    ``relative_change`` is median(candidate) / median(baseline) - 1 (positive: the value went up,
-    whatever ``higher_is_better`` says). ``verdict`` is the better-label ("faster" by default) when the
-    candidate is better, the worse-label ("slower") when worse, else "no change (noise)" (not
-    significant) or "no change (below floor)" (significant but smaller than the floor).
-    """
-
-    baseline_median: float
-    candidate_median: float
-    relative_change: float
-    p_value: float
-    significant: bool
-    beyond_floor: bool
-    verdict: str
-    floor: float
-    alpha: float
-    higher_is_better: bool
-    n_baseline: int
-    n_candidate: int
-    method: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,138 +135,9 @@ class SequentialDecision:
 # --------------------------------------------------------------------------------------------------
 
 
-def _mann_whitney_p(xs: FloatArray, ys: FloatArray) -> float:
-    """Two-sided Mann-Whitney U p-value; 1.0 when every value is tied."""
-    if np.unique(np.concatenate([xs, ys])).size == 1:
-        # All values tied: no evidence of a shift (scipy's normal approximation divides by zero here).
-        return 1.0
-    from scipy import stats
-
-    p = float(stats.mannwhitneyu(ys, xs, alternative="two-sided").pvalue)
-    return 1.0 if math.isnan(p) else min(max(p, 0.0), 1.0)
-
-
-def unpaired_comparison(
-    baseline_scores: Sequence[float],
-    candidate_scores: Sequence[float],
-    margin: float | None = None,
-    alpha: float = 0.05,
-) -> UnpairedComparison:
-    """Compare two lists of iteration scores (0-100) without any pairing: Welch t and Mann-Whitney U.
-
-    Use only when per-level or per-item data are missing: it ignores the level structure, and on
-    matched items it loses much power against :func:`mcnemar`. Welch does not assume equal variances;
-    Mann-Whitney is the distribution-free check. Needs ≥ 2 scores per side. When both sides have
-    sd = 0 the Welch bounds collapse to the difference and its p-value is 1 (equal means) or 0.
-    """
-    if margin is not None:
-        check_margin(margin)
-    check_alpha(alpha)
-    xb = finite_array(baseline_scores, "baseline_scores")
-    xc = finite_array(candidate_scores, "candidate_scores")
-    if xb.size < 2 or xc.size < 2:
-        raise SpecError(
-            f"an unpaired comparison needs at least 2 scores per preset, got baseline {xb.size}, candidate "
-            f"{xc.size}; run more iterations"
-        )
-    from scipy import stats
-
-    diff = float(xc.mean() - xb.mean())
-    vb, vc = float(xb.var(ddof=1)) / xb.size, float(xc.var(ddof=1)) / xc.size
-    se = math.sqrt(vb + vc)
-    if se == 0.0:
-        lower = upper = diff
-        p_welch = 1.0 if diff == 0.0 else 0.0
-    else:
-        # Welch-Satterthwaite degrees of freedom; a zero-variance side contributes nothing.
-        denominator = (vb * vb / (xb.size - 1) if vb else 0.0) + (vc * vc / (xc.size - 1) if vc else 0.0)
-        # Variances so small that their squares underflow: the t distribution is the normal one.
-        df = (vb + vc) ** 2 / denominator if denominator > 0 else math.inf
-        t_crit = float(stats.t.isf(alpha, df))
-        lower, upper = diff - t_crit * se, diff + t_crit * se
-        p_welch = float(2.0 * stats.t.sf(abs(diff) / se, df))
-    return UnpairedComparison(
-        difference=diff,
-        lower_bound=lower,
-        upper_bound=upper,
-        welch_p_value=min(p_welch, 1.0),
-        mann_whitney_p_value=_mann_whitney_p(xb, xc),
-        margin=None if margin is None else float(margin),
-        alpha=alpha,
-        non_inferior=None if margin is None else lower > -margin,
-        n_baseline=int(xb.size),
-        n_candidate=int(xc.size),
-        method="Welch t (bounds, p) and Mann-Whitney U (p), unpaired",
-    )
-
-
 # --------------------------------------------------------------------------------------------------
 # 5. Speed / memory with a noise floor
 # --------------------------------------------------------------------------------------------------
-
-
-def speed_delta(
-    baseline_values: Sequence[float],
-    candidate_values: Sequence[float],
-    floor: float = 0.05,
-    higher_is_better: bool = True,
-    alpha: float = 0.05,
-    better_label: str = "faster",
-    worse_label: str = "slower",
-) -> SpeedDelta:
-    """Did speed (tokens/s; ``higher_is_better=True``) or latency/memory (``False``) really change?
-
-    A change counts only when it is significant — two-sided Mann-Whitney U over the iteration (or
-    request) values at *alpha*; two-sided because either direction is reported, and a one-sided test
-    in the direction the data happen to point would double the false-alarm rate — AND its size,
-    |median(candidate) / median(baseline) - 1|, exceeds *floor* (default 5 %): with hundreds of TTFT
-    samples a 0.5 % shift becomes significant but is not worth reporting, and machine noise
-    (thermal state, other load) routinely moves medians by a few percent.
-
-    For TTFT and memory (lower is better) a decrease is reported as *better_label* ("faster"); pass
-    e.g. ``better_label="smaller", worse_label="larger"`` for memory. With 1 value per side the test
-    can never be significant (p = 1) and the verdict is "no change (noise)".
-    """
-    if not (math.isfinite(floor) and floor >= 0.0):
-        raise SpecError(f"floor={floor!r} must be a finite fraction ≥ 0, e.g. 0.05 for 5 %")
-    if not 0.0 < alpha < 1.0:
-        raise SpecError(f"alpha={alpha!r} must lie strictly between 0 and 1, e.g. 0.05")
-    xb = finite_array(baseline_values, "baseline_values")
-    xc = finite_array(candidate_values, "candidate_values")
-    if xb.size == 0 or xc.size == 0:
-        raise SpecError(f"speed comparison needs values on both sides, got baseline {xb.size}, candidate {xc.size}")
-    mb, mc = float(np.median(xb)), float(np.median(xc))
-    if mb == 0.0:
-        raise SpecError(
-            "the baseline median is 0, so a relative change is undefined; check that the baseline run "
-            "recorded this metric (the absolute values are still comparable)"
-        )
-    rel = mc / mb - 1.0
-    p = _mann_whitney_p(xb, xc)
-    significant = p < alpha
-    beyond = abs(rel) > floor
-    if not significant:
-        verdict = "no change (noise)"
-    elif not beyond:
-        verdict = "no change (below floor)"
-    else:
-        went_up = rel > 0.0
-        verdict = better_label if went_up == higher_is_better else worse_label
-    return SpeedDelta(
-        baseline_median=mb,
-        candidate_median=mc,
-        relative_change=rel,
-        p_value=p,
-        significant=significant,
-        beyond_floor=beyond,
-        verdict=verdict,
-        floor=floor,
-        alpha=alpha,
-        higher_is_better=higher_is_better,
-        n_baseline=int(xb.size),
-        n_candidate=int(xc.size),
-        method="Mann-Whitney U (two-sided) + ratio of medians vs floor",
-    )
 
 
 # --------------------------------------------------------------------------------------------------
