@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 CONFIG_FD_ENV = "QUANTGATE_SANDBOX_CONFIG_FD"
+# Bound before any test code runs, so that a hidden test may monkeypatch json.dumps or os.write.
+_dumps = json.dumps
+_write = os.write
 _TEXT_LIMIT = 4000
 _BLOCKED_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
@@ -102,8 +105,8 @@ def _watched() -> dict[str, tuple[object, object]]:
         "pytest.approx": pytest.approx,
         "pytest.warns": pytest.warns,
         # What the reporter itself writes with.
-        "json.dumps": json.dumps,
-        "os.write": os.write,
+        f"{__name__}._dumps": _dumps,
+        f"{__name__}._write": _write,
     }
     for name, value in vars(SandboxReporter).items():
         if callable(value):
@@ -150,7 +153,7 @@ class SandboxReporter:
         self._seq += 1
         # A lost record makes the parent fail the run, which is the safe outcome.
         with contextlib.suppress(OSError):
-            os.write(self._fd, (json.dumps(record) + "\n").encode())
+            _write(self._fd, (_dumps(record) + "\n").encode())
 
     def _check(self) -> None:
         """Note each watched function replaced or rewritten, and each hook whose implementations changed

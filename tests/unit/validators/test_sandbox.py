@@ -283,3 +283,21 @@ def test_score_counts_only_tests_that_ran_and_passed() -> None:
         tampered=True,
     )
     assert tampered.score == 0.0
+
+
+def test_hidden_tests_may_monkeypatch_what_the_reporter_writes_with() -> None:
+    tests = textwrap.dedent(
+        """
+        import json, os
+        import solution
+
+        def test_save(monkeypatch):
+            seen = []
+            monkeypatch.setattr(json, "dumps", lambda obj, **kwargs: seen.append(obj) or "saved")
+            monkeypatch.setattr(os, "write", lambda fd, data: len(data))
+            assert solution.save({"a": 1}) == "saved"
+            assert seen == [{"a": 1}]
+        """
+    )
+    result = run_hidden_tests("import json\n\ndef save(obj):\n    return json.dumps(obj)\n", tests)
+    assert result.passed, result.failure_message()
