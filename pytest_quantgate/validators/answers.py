@@ -42,6 +42,28 @@ def _choice_class(choices: str) -> str:
     return "[" + re.escape(choices.upper() + choices.lower()) + "]"
 
 
+def _option_line(letter: str) -> re.Pattern[str]:
+    """A line that lists an option: ``A) text``, ``(A) text``, ``A. text``, ``A: text``, bulleted or in bold."""
+    return re.compile(rf"(?:[-*+\u2022>]\s*)?[*_`]*(?:\(({letter})\)|({letter})[).:])[*_`]*(\s.*)?")
+
+
+def _letter_only(letter: str) -> re.Pattern[str]:
+    """A line that holds nothing but a letter: ``D``, ``**D**``, ``(D)``, ``D.``, ``D)``."""
+    upper = letter.upper()  # a lone lower-case letter is too likely something else
+    return re.compile(rf"(?:[-*+\u2022>]\s*)?[*_`]*(?:\(({upper})\)|({upper})[).:]?)[*_`]*")
+
+
+def _listed_letters(lines: list[str], letter: str) -> list[str]:
+    """The letters that ``lines`` list as options (option lines and lines holding only a letter), sorted."""
+    option_line, letter_only = _option_line(letter), _letter_only(letter)
+    listed = {
+        next(group for group in match.groups()[:2] if group).upper()
+        for line in lines
+        if (match := option_line.fullmatch(line) or letter_only.fullmatch(line))
+    }
+    return sorted(listed)
+
+
 def extract_choice(text: str, choices: str = "ABCD") -> str | None:
     """The multiple-choice letter the answer settles on, upper case; ``None`` when none or ambiguous.
 
@@ -49,9 +71,21 @@ def extract_choice(text: str, choices: str = "ABCD") -> str | None:
     C**``, ``\\boxed{C}``; the last one wins, and ``A or C`` there is ambiguous); a last line that is only
     the letter (``C``, ``**C**``, ``C)``, ``C. Paris``); else letters marked as options anywhere
     (``(C)``, ``**C**``, ``C)``) when they all agree.
+
+    An answer that *lists options* is no answer unless it states one. It lists options when its option
+    lines (``A) Boron``, ``(B) Oxygen``, ``C. Nitrogen``, ``D: Carbon``, bulleted or in bold, or a line
+    holding only a letter) name two or more letters: an echo of the question, or a walk through the
+    options. Then only an explicit statement counts (not a lead-in that heads the list, as in
+    ``Options:`` or ``Answer:`` followed by ``A) Boron``), or a last line holding nothing but the letter
+    (``D``, ``**D**``, ``(D)``) when no other line holds only a letter. ``B) Oxygen`` alone is an answer.
     """
     letter = _choice_class(choices)
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    option_line, letter_only = _option_line(letter), _letter_only(letter)
+    alone = [line for line in lines if letter_only.fullmatch(line)]
+    lists_options = len(_listed_letters(lines, letter)) >= 2
+
     after = r"(?![A-Za-z0-9])"
     # One possessive run of marks between lead-in and letter: overlapping runs (\s* then [\s*]* ...) would
     # backtrack in cubic time on a long run of spaces.
@@ -60,7 +94,12 @@ def extract_choice(text: str, choices: str = "ABCD") -> str | None:
     )
     # A lower-case letter counts only when nothing follows it: "the answer is a bit tricky" is prose.
     nothing_after = re.compile(r"[\s*_`'\").\]]*+(?:$|\n)")
-    found = [m for m in explicit.finditer(text) if m.group(1).isupper() or nothing_after.match(text, m.end())]
+    found = [
+        m
+        for m in explicit.finditer(text)
+        if (m.group(1).isupper() or nothing_after.match(text, m.end()))
+        and not (lists_options and _heads_an_option_line(text, m.start(1), option_line))
+    ]
     if found:
         last = found[-1]
         tail = text[last.end() : last.end() + 30]
@@ -68,10 +107,15 @@ def extract_choice(text: str, choices: str = "ABCD") -> str | None:
             return None  # "the answer is A or C"
         return last.group(1).upper()
 
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if lists_options:
+        # Options listed, none stated: only a lone letter on the last line settles it ("...\n\nD").
+        lone = letter_only.fullmatch(lines[-1])
+        return next(group for group in lone.groups() if group) if lone and len(alone) == 1 else None
+
     if lines:
-        final = re.fullmatch(rf"[*_`(\[]*({letter})[*_`)\].:]*(?:\s+.{{0,80}})?", lines[-1])
-        set_off = len(lines[-1]) <= 3 or re.match(rf"[*_`(\[]*{letter}[*_`)\].:]", lines[-1])
+        bullet = r"(?:[-*+\u2022>]\s+)?"
+        final = re.fullmatch(rf"{bullet}[*_`(\[]*({letter})[*_`)\].:]*(?:\s+.{{0,80}})?", lines[-1])
+        set_off = len(lines[-1]) <= 3 or re.match(rf"{bullet}[*_`(\[]*{letter}[*_`)\].:]", lines[-1])
         # "A) Rome B) Paris" lists options rather than picking one.
         lists_more = final and re.search(rf"(?<![\w(])\(?{letter}[).](?=\s|$)", lines[-1][final.end(1) :])
         if final and set_off and not lists_more and final.group(1).isupper():
@@ -88,6 +132,16 @@ def extract_choice(text: str, choices: str = "ABCD") -> str | None:
     return letters.pop() if len(letters) == 1 else None
 
 
+def _heads_an_option_line(text: str, position: int, option_line: re.Pattern[str]) -> bool:
+    """Whether the letter at ``position`` begins a line that lists an option with its text (``A) Boron``)."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    line = text[start : end if end >= 0 else len(text)].strip()
+    match = option_line.fullmatch(line)
+    has_text = match is not None and bool((match.group(3) or "").strip())
+    return has_text and re.fullmatch(r"[-*+\u2022>\s_`(]*", text[start:position]) is not None
+
+
 def assert_choice(text: str, expected: str, choices: str = "ABCD") -> None:
     """Assert the answer picks ``expected`` (see :func:`extract_choice`)."""
     __tracebackhide__ = True
@@ -97,7 +151,12 @@ def assert_choice(text: str, expected: str, choices: str = "ABCD") -> None:
     got = extract_choice(text, choices)
     if got is None:
         ending = text.strip()[-80:]
-        raise AssertionError(f"no single answer among {choices} found (expected {expected}); answer ends: {ending!r}")
+        normalized = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+        listed = _listed_letters([line.strip() for line in normalized.splitlines()], _choice_class(choices))
+        why = f"; it lists options {', '.join(listed)} without stating one" if len(listed) >= 2 else ""
+        raise AssertionError(
+            f"no single answer among {choices} found (expected {expected}){why}; answer ends: {ending!r}"
+        )
     if got != expected:
         raise AssertionError(f"answered {got}, expected {expected}")
 

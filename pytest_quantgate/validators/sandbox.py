@@ -17,7 +17,9 @@ How a run goes:
   its own, so ``RLIMIT_NPROC`` counts this run's processes only);
 * the reporter writes per-test outcomes, tagged with a random nonce that only travels through pipes, to a
   descriptor whose file lies outside the candidate's reach; the parent reads them after the run and insists
-  that every test named in the hidden source (found with :mod:`ast`) passed;
+  that every test named in the hidden source (found with :mod:`ast`) and every test pytest collected ran
+  and passed (xfail, xpass, skip and deselection all fail), that no hook or watched function was changed,
+  and that pytest's process exited with status 0;
 * on timeout the whole tree (process group, descendants, the run's uid) is killed with SIGKILL.
 """
 
@@ -65,7 +67,8 @@ _MiB = 1024 * 1024
 _TEST_FILE = "test_hidden.py"
 _REPORTER_MODULE = "_quantgate_sandbox_reporter"
 _CONFIG_FD_ENV = "QUANTGATE_SANDBOX_CONFIG_FD"
-_OK_OUTCOMES = frozenset({"passed", "xfailed"})
+# Only a test that ran and passed counts: xfailed, xpassed, skipped, deselected and "not run" all fail.
+_OK_OUTCOMES = frozenset({"passed"})
 # Reading more than this of the report means the candidate flooded it; the rest is not looked at.
 _REPORT_READ_LIMIT = 8 * _MiB
 _KILL_WAIT_S = 5.0
@@ -108,9 +111,12 @@ class HiddenTestResult:
     """What a sandboxed run of the hidden tests found.
 
     ``outcomes`` maps each test (``test_name``, ``TestClass::test_name``, ``test_name[param]``) to
-    ``passed``, ``failed``, ``error``, ``skipped``, ``xfailed``, ``xpassed`` or ``not run``; every test
-    the hidden source defines is listed, so :attr:`score` can give partial credit. ``reason`` says in one
+    ``passed``, ``failed``, ``error``, ``skipped``, ``xfailed``, ``xpassed``, ``deselected`` or ``not
+    run``; every test the hidden source defines, and every test pytest collected, is listed, so
+    :attr:`score` can give partial credit. Only ``passed`` counts. ``reason`` says in one
     line why the run did not pass ("" when it did). ``guards`` lists the protections that were in place.
+    ``tampered`` is set when the candidate was caught changing the test run (report lines, the test file,
+    pytest's or the harness's functions, hook implementations).
     """
 
     passed: bool
@@ -122,11 +128,13 @@ class HiddenTestResult:
     failures: dict[str, str] = field(default_factory=dict)
     guards: tuple[str, ...] = ()
     tests_duration_s: float | None = None
+    tampered: bool = False
 
     @property
     def score(self) -> float:
-        """Share of the hidden tests that passed (0.0 to 1.0), for partial credit."""
-        if not self.outcomes:
+        """Share of the hidden tests that ran and passed (0.0 to 1.0), for partial credit; 0.0 when the
+        candidate tampered with the run, whose outcomes then cannot be trusted."""
+        if not self.outcomes or self.tampered:
             return 0.0
         return sum(outcome in _OK_OUTCOMES for outcome in self.outcomes.values()) / len(self.outcomes)
 
@@ -632,7 +640,8 @@ def _judge(
         by_kind.setdefault(str(record.get("kind")), []).append(record)
     boot = _boot_message(attempt.started)
     finish = by_kind.get("finish", [None])[-1]
-    exit_record = by_kind.get("exit", [None])[-1]
+    # Only the supervisor, out of the candidate's reach, knows how pytest's process ended.
+    exit_record = next((r for r in reversed(by_kind.get("exit", [])) if r.get("src") == "boot"), None)
 
     guards = list(boot.get("guards", []))
     if plan.network_guard == "netns":
@@ -646,11 +655,22 @@ def _judge(
     guards = [guard for guard in guards if guard]
 
     reported, failures = _combine_phases(records)
+    # Every test pytest collected (before any deselection) must report; one deselected stays deselected.
+    seen: dict[str, str] = {}
+    for record in by_kind.get("items", []):
+        for nodeid in record.get("nodeids", []):
+            seen.setdefault(_name_of(str(nodeid)), "not run")
+    for record in by_kind.get("deselected", []):
+        for nodeid in record.get("nodeids", []):
+            seen[_name_of(str(nodeid))] = "deselected"
+    for name, outcome in reported.items():
+        if seen.get(name) != "deselected":
+            seen[name] = outcome
     outcomes: dict[str, str] = {}
     for base in expected:
-        matching = {name: out for name, out in reported.items() if name.split("[", 1)[0] == base}
+        matching = {name: out for name, out in seen.items() if name.split("[", 1)[0] == base}
         outcomes.update(matching or {base: "not run"})
-    for name, outcome in reported.items():
+    for name, outcome in seen.items():
         outcomes.setdefault(name, outcome)  # tests the AST did not see (inherited, generated)
 
     for record in by_kind.get("collect-error", []):
@@ -681,7 +701,7 @@ def _judge(
     elif test_file_changed:
         reason = "the candidate modified or removed the hidden test file"
     elif tampered:
-        reason = "the candidate patched pytest internals (" + ", ".join(tampered) + ")"
+        reason = "the candidate patched pytest internals or the harness (" + ", ".join(tampered[:10]) + ")"
     elif signal_name is not None:
         hint = _SIGNAL_HINTS.get(str(signal_name), "killed by a signal")
         reason = f"the test run was killed by {signal_name}: " + hint.format(
@@ -706,6 +726,10 @@ def _judge(
         )
     elif int(finish.get("exitstatus", -1)) != 0:
         reason = f"pytest exited with status {finish.get('exitstatus')}"
+    elif exit_record is None or exit_record.get("returncode") != 0:
+        # The supervisor saw pytest's real exit status; a report claiming success must agree with it.
+        status = exit_record.get("returncode") if exit_record else "unknown"
+        reason = f"pytest reported success but its process exited with status {status}"
 
     if reason and not attempt.killed_for:
         reason += _limit_hint(failures.values(), limits)
@@ -719,6 +743,7 @@ def _judge(
         failures={name: text for name, text in failures.items() if text},
         guards=tuple(guards),
         tests_duration_s=float(finish["duration_s"]) if finish and "duration_s" in finish else None,
+        tampered=bool(attempt.foreign_lines or test_file_changed or tampered),
     )
 
 

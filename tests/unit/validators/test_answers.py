@@ -49,6 +49,109 @@ def test_extract_choice(text: str, expected: str | None) -> None:
     assert extract_choice(text) == expected
 
 
+ECHO = "A) Boron\nB) Oxygen\nC) Nitrogen\nD) Carbon\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (ECHO, None),  # the last option line is not a choice
+        ("Options:\n" + ECHO, None),  # nor is a lead-in that heads the list
+        ("Answer:\n\n" + ECHO, None),
+        ("A. Boron\nB. Oxygen\nC. Nitrogen\nD. Carbon", None),
+        ("- **(A)** Boron\n- **(B)** Oxygen", None),
+        ("A\nB\nC\nD", None),
+        ("Which element has atomic number 6?\n\n" + ECHO + "\nFinish with a line `Answer: X`.", None),
+        (ECHO + "\nAnswer: D", "D"),
+        (ECHO + "\nThe answer is (B).", "B"),
+        (ECHO + "\nAnswer:\n**C**", "C"),
+        ("Answer: D) Carbon\n\n" + ECHO, "D"),  # stated, then the list echoed
+        ("A) Boron has 5 protons.\nB) Oxygen has 8.\nC) Nitrogen has 7.\nD) Carbon has 6.\n\nD", "D"),
+        (ECHO + "\nC\nD", None),  # two lone letters: no single answer
+        ("B) Oxygen", "B"),
+        ("- **B)** Oxygen", "B"),
+        ("The answer is B", "B"),
+    ],
+)
+def test_an_answer_that_lists_the_options_states_one_or_is_no_answer(text: str, expected: str | None) -> None:
+    assert extract_choice(text) == expected
+
+
+_OPTION_TEXT = st.one_of(
+    st.sampled_from(["Boron", "Oxygen", "NaCl", "3", "2.5 mol", "none of these", "H2O", "the mitochondria"]),
+    st.text(alphabet="0123456789 xyz.,%+-", min_size=1, max_size=20).filter(str.strip),
+)
+_OPTION_FORMS = (
+    "{L}) {T}",
+    "{L}. {T}",
+    "({L}) {T}",
+    "{L}: {T}",
+    "**{L})** {T}",
+    "**{L}.** {T}",
+    "- {L}) {T}",
+    "* ({L}) {T}",
+    "{L})  {T}",
+    "{L}) **{T}**",
+    "{l}) {T}",
+)
+_HEADERS = ("", "Options:\n", "Choices:\n", "Answer choices:\n", "Answer:\n", "Which is it?\n\n", "The options:\n\n")
+
+
+@st.composite
+def _option_list(draw: st.DrawFn, min_letters: int = 2) -> str:
+    """Two or more of the options A-D, in any order, each in any of the usual formats."""
+    letters = draw(st.permutations("ABCD"))[: draw(st.integers(min_letters, 4))]
+    lines = [
+        draw(st.sampled_from(_OPTION_FORMS)).format(L=letter, l=letter.lower(), T=draw(_OPTION_TEXT))
+        for letter in letters
+    ]
+    return draw(st.sampled_from(["\n", "\n\n", "\r\n"])).join(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(options=_option_list(), header=st.sampled_from(_HEADERS), end=st.sampled_from(["", "\n", "\n\n"]))
+def test_an_echo_of_the_options_is_never_an_answer(options: str, header: str, end: str) -> None:
+    assert extract_choice(header + options + end) is None
+
+
+_STATED_FORMS = (
+    "{L}) {T}",
+    "{L}. {T}",
+    "({L}) {T}",
+    "{L}: {T}",
+    "**{L})** {T}",
+    "- {L}) {T}",
+    "{L}",
+    "**{L}**",
+    "({L})",
+    "Answer: {L}",
+    "**Answer: {L}**",
+    "The answer is {L}",
+    "The answer is ({L}) {T}",
+    "Final answer: {L}) {T}",
+    "\\boxed{{{L}}}",
+)
+# The forms that still settle it after a list of the options: a statement, or a lone letter.
+_STATED_AFTER_A_LIST = tuple(form for form in _STATED_FORMS if "{T}" not in form or "nswer" in form)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    letter=st.sampled_from("ABCD"),
+    text=_OPTION_TEXT,
+    data=st.data(),
+    preamble=st.sampled_from(["", "Let me think about it.\n\n", "Carbon has six protons.\n"]),
+    options=st.one_of(st.none(), _option_list(min_letters=4)),
+)
+def test_a_single_stated_option_is_always_the_answer(
+    letter: str, text: str, data: st.DataObject, preamble: str, options: str | None
+) -> None:
+    forms = _STATED_FORMS if options is None else _STATED_AFTER_A_LIST
+    stated = data.draw(st.sampled_from(forms)).format(L=letter, T=text)
+    answer = preamble + (f"{options}\n\n" if options else "") + stated
+    assert extract_choice(answer) == letter
+
+
 def test_extract_choice_with_more_letters() -> None:
     assert extract_choice("The answer is E.", choices="ABCDE") == "E"
     with pytest.raises(ValidationError, match="choices must be letters"):
@@ -61,6 +164,8 @@ def test_assert_choice_messages() -> None:
         assert_choice("Answer: B", "C")
     with pytest.raises(AssertionError, match=r"no single answer among ABCD found \(expected C\); answer ends"):
         assert_choice("It could be A or maybe B; hard to say.", "C")
+    with pytest.raises(AssertionError, match=r"\(expected D\); it lists options A, B, C, D without stating one"):
+        assert_choice("A) Boron\nB) Oxygen\nC) Nitrogen\nD) Carbon\n", "D")
     with pytest.raises(ValidationError, match="not one of"):
         assert_choice("A", "Z")
 

@@ -325,3 +325,186 @@ def test_signals_sent_to_the_runner_group_do_not_escape(runs: Path) -> None:
     result = _run("import os, signal\nos.killpg(0, signal.SIGKILL)\n", ADD_TESTS, runs)
     assert signal.getsignal(signal.SIGTERM) is before
     assert result.outcomes["test_add"] == "not run"
+
+
+# -- tricks with pytest itself: only a test that ran and passed counts ----------------------------------
+
+PARAM_TESTS = """
+import pytest
+from solution import add
+
+def test_add():
+    assert add(2, 3) == 5
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_double(n):
+    assert add(n, n) == 2 * n
+"""
+WRONG_ADD = "\ndef add(a, b):\n    return a - b\n"
+# Candidate code that finds pytest's Config the way code aimed at the harness would.
+FIND_CONFIG = """
+import gc, sys
+import _pytest.config
+CONFIG = next(o for o in gc.get_objects() if isinstance(o, _pytest.config.Config))
+"""
+
+
+def test_xfail_called_by_the_candidate_is_not_a_pass(runs: Path) -> None:
+    result = _run("import pytest\n\ndef add(a, b):\n    pytest.xfail('not today')\n", PARAM_TESTS, runs)
+    assert result.outcomes == {"test_add": "xfailed", "test_double[1]": "xfailed", "test_double[2]": "xfailed"}
+    assert result.score == 0.0
+    assert "3 of 3 hidden tests did not pass: test_add (xfailed)" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("trick", "outcome"),
+    [
+        ("sys.modules['test_hidden'].pytestmark = [pytest.mark.xfail(reason='x')]", "xfailed"),
+        ("sys.modules['test_hidden'].pytestmark = [pytest.mark.xfail(run=False)]", "xfailed"),
+        ("sys.modules['test_hidden'].pytestmark = [pytest.mark.skip]", "skipped"),
+        (
+            "@pytest.fixture(autouse=True)\ndef _fixture():\n    pytest.xfail('x')\n"
+            "sys.modules['test_hidden']._fixture = _fixture",
+            "xfailed",
+        ),
+    ],
+    ids=["xfail-mark", "xfail-run-false", "skip-mark", "autouse-xfail-fixture"],
+)
+def test_marking_the_hidden_tests_is_not_a_pass(runs: Path, trick: str, outcome: str) -> None:
+    # The test module is half-imported while it imports the candidate: marks and fixtures can be slipped in.
+    result = _run(f"import sys\nimport pytest\n{trick}\n{WRONG_ADD}", PARAM_TESTS, runs)
+    assert set(result.outcomes.values()) == {outcome}
+    assert result.score == 0.0
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("import pytest\n\ndef add(a, b):\n    pytest.skip('no')\n", "test_add (skipped)"),
+        ("import pytest\npytest.skip('no', allow_module_level=True)\n", "test_add (not run)"),
+        ("import pytest\npytest.exit('bye', returncode=0)\n", "could not be collected: _pytest.outcomes.Exit"),
+        ("import pytest\n\ndef add(a, b):\n    pytest.exit('bye', returncode=0)\n", "test_add (not run)"),
+        ("raise KeyboardInterrupt\n", "test_add (not run)"),
+        ("def add(a, b):\n    raise KeyboardInterrupt\n", "test_add (not run)"),
+        ("import os\n\ndef add(a, b):\n    os._exit(0)\n", "ended before pytest finished"),
+        ("import sys\n\ndef add(a, b):\n    sys.exit(0)\n", "3 of 3 hidden tests failed"),
+    ],
+    ids=[
+        "skip",
+        "skip-module",
+        "exit-at-import",
+        "exit-in-test",
+        "interrupt-at-import",
+        "interrupt-in-test",
+        "os-exit-in-test",
+        "sys-exit-in-test",
+    ],
+)
+def test_skipping_exiting_and_interrupting_are_not_a_pass(runs: Path, code: str, reason: str) -> None:
+    result = _run(code, PARAM_TESTS, runs)
+    assert reason in result.reason
+    assert "passed" not in result.outcomes.values()
+
+
+def test_hooks_in_the_candidate_module_or_a_conftest_it_writes_do_nothing(runs: Path) -> None:
+    hook = (
+        "import pytest\n\n@pytest.hookimpl(wrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    report = yield\n    report.outcome = 'passed'\n    return report\n"
+    )
+    code = f"{hook}\nwith open('conftest.py', 'w') as handle:\n    handle.write({hook!r})\n{WRONG_ADD}"
+    result = _run(code, PARAM_TESTS, runs)
+    assert result.reason == "3 of 3 hidden tests failed: test_add, test_double[1], test_double[2]"
+
+
+@pytest.mark.parametrize("target", ["P()", "sys.modules[__name__]"], ids=["object", "module"])
+def test_a_plugin_registered_by_the_candidate_is_caught(runs: Path, target: str) -> None:
+    code = f"""{FIND_CONFIG}
+import pytest
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    report.outcome, report.longrepr = "passed", None
+    return report
+
+class P:
+    pytest_runtest_makereport = staticmethod(pytest_runtest_makereport)
+
+CONFIG.pluginmanager.register({target})
+{WRONG_ADD}"""
+    result = _run(code, PARAM_TESTS, runs)
+    assert "hook pytest_runtest_makereport" in result.reason, result.reason
+    assert result.tampered
+    assert result.score == 0.0
+
+
+def test_deselecting_a_test_is_not_a_pass(runs: Path) -> None:
+    # Right for everything but test_double[2], which it deselects.
+    code = f"""{FIND_CONFIG}
+CONFIG.option.deselect = ["test_hidden.py::test_double[2]"]
+
+def add(a, b):
+    return a + b if (a, b) != (2, 2) else 0
+"""
+    result = _run(code, PARAM_TESTS, runs)
+    assert result.outcomes == {"test_add": "passed", "test_double[1]": "passed", "test_double[2]": "deselected"}
+    assert result.reason == "1 of 3 hidden tests did not pass: test_double[2] (deselected)"
+
+
+def test_swapping_the_code_of_a_pytest_function_is_caught(runs: Path) -> None:
+    # The function object stays the same; only its code changes.
+    code = "import _pytest.python\n"
+    code += "_pytest.python.pytest_pyfunc_call.__code__ = (lambda pyfuncitem: True).__code__\n" + WRONG_ADD
+    result = _run(code, PARAM_TESTS, runs)
+    assert "_pytest.python.pytest_pyfunc_call" in result.reason
+    assert result.tampered
+
+
+def test_patching_the_reporter_is_caught(runs: Path) -> None:
+    # (A patch that also cleared the record's "tampered" field would get past this check, and be caught
+    # by the exit status instead: see the next test.)
+    code = """
+    import sys
+    Reporter = sys.modules["_quantgate_sandbox_reporter"].SandboxReporter
+    real_emit = Reporter._emit
+
+    def _emit(self, kind, **fields):
+        fields.update(outcome="passed", text="", exitstatus=0)
+        return real_emit(self, kind, **fields)
+
+    Reporter._emit = _emit
+
+    def add(a, b):
+        return a - b
+    """
+    result = _run(code, PARAM_TESTS, runs)
+    assert "SandboxReporter._emit" in result.reason, result.reason
+
+
+def test_a_forged_report_must_agree_with_the_exit_status(runs: Path) -> None:
+    # Code aimed at the harness can read the nonce and write a consistent report of its own. The
+    # supervisor, out of its reach, still sees pytest exit with status 1, which no passing run has.
+    code = """
+    import atexit, gc, json, os
+    R = next(o for o in gc.get_objects() if type(o).__name__ == "SandboxReporter")
+    fd, nonce, seq = R._fd, R._nonce, R._seq
+    R._fd = -1
+
+    def forge():
+        records = [
+            {"kind": "phase", "nodeid": f"test_hidden.py::{name}", "when": when, "outcome": "passed"}
+            for name in ("test_add", "test_double[1]", "test_double[2]")
+            for when in ("setup", "call", "teardown")
+        ]
+        records.append({"kind": "finish", "exitstatus": 0, "duration_s": 0.1, "tampered": []})
+        for number, record in enumerate(records, start=seq):
+            line = {"nonce": nonce, "src": "pytest", "seq": number, **record}
+            os.write(fd, (json.dumps(line) + "\\n").encode())
+
+    atexit.register(forge)
+
+    def add(a, b):
+        return a - b
+    """
+    result = _run(code, PARAM_TESTS, runs)
+    assert result.reason == "pytest reported success but its process exited with status 1"

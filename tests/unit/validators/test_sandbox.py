@@ -264,3 +264,40 @@ def test_ordinary_candidate_code_still_works() -> None:
     )
     result = run_hidden_tests(code, tests)
     assert result.passed, result.failure_message()
+
+
+def test_score_counts_only_tests_that_ran_and_passed() -> None:
+    outcomes = {"a": "passed", "b": "xfailed", "c": "xpassed", "d": "skipped", "e": "deselected", "f": "not run"}
+    result = HiddenTestResult(
+        passed=False, outcomes=outcomes, duration_s=1.0, output="", reason="x", network_guard="netns"
+    )
+    assert result.score == pytest.approx(1 / 6)
+    assert "b xfailed" in result.failure_message() and "a passed" not in result.failure_message()
+    tampered = HiddenTestResult(
+        passed=False,
+        outcomes={"a": "passed"},
+        duration_s=1.0,
+        output="",
+        reason="x",
+        network_guard="netns",
+        tampered=True,
+    )
+    assert tampered.score == 0.0
+
+
+def test_hidden_tests_may_monkeypatch_what_the_reporter_writes_with() -> None:
+    tests = textwrap.dedent(
+        """
+        import json, os
+        import solution
+
+        def test_save(monkeypatch):
+            seen = []
+            monkeypatch.setattr(json, "dumps", lambda obj, **kwargs: seen.append(obj) or "saved")
+            monkeypatch.setattr(os, "write", lambda fd, data: len(data))
+            assert solution.save({"a": 1}) == "saved"
+            assert seen == [{"a": 1}]
+        """
+    )
+    result = run_hidden_tests("import json\n\ndef save(obj):\n    return json.dumps(obj)\n", tests)
+    assert result.passed, result.failure_message()
