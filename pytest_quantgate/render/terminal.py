@@ -1,29 +1,18 @@
-"""The decision table: one row per preset in the shape of the field's TL;DR, per-level pass rates, Δ."""
+"""The run's terminal report: the decision table (one row per preset in the shape of the field's TL;DR, and
+the Δ of two presets), per-level pass rates, failed gates."""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING
 
+from pytest_quantgate.render.table import table
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from pytest_quantgate.gates import GateOutcome
     from pytest_quantgate.levels import RunAggregate
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: frozenset[int] = frozenset()) -> str:
-    """Plain aligned text table; *right* holds the indexes of right-aligned columns."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-
-    def line(cells: Sequence[str]) -> str:
-        out = []
-        for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
-            out.append(str(cell).rjust(width) if i in right else str(cell).ljust(width))
-        return "  ".join(out).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
 def _num(value: float | None, digits: int = 1, unit: str = "") -> str:
@@ -131,3 +120,6 @@ def render(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[GateOutcom
     if failed:
         parts += ["", "failed gates:", *(f"  gate[{o.id}] {o.message}" for o in failed)]
     return "\n".join(parts)
+
+
+__all__ = ["DECISION_HEADERS", "decision_rows", "delta_row", "level_table", "render", "verdict"]
