@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from pytest_quantgate.render.format import percent
+
 if TYPE_CHECKING:
     from pytest_quantgate.compare.options import CompareOptions
     from pytest_quantgate.results import ResultFile
@@ -46,7 +48,7 @@ def provenance_caveats(b: ResultFile, c: ResultFile, options: CompareOptions) ->
         name_c = pc.model.rsplit("/", 1)[-1] if pc.model else "(not recorded)"
         change = ""
         if pb.model_size_bytes and pc.model_size_bytes:
-            change = f", {100 * (pc.model_size_bytes / pb.model_size_bytes - 1):+.0f}% size".replace("-", "−")
+            change = f", {percent(pc.model_size_bytes / pb.model_size_bytes - 1, 0)} size"
         if pb.model == pc.model and pb.model_digest != pc.model_digest:
             out.append(
                 f"GGUF: same path {name_b} but different content (digest {pb.model_digest} → {pc.model_digest}): "

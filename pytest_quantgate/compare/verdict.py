@@ -21,7 +21,7 @@ from pytest_quantgate.inference import (
     speed_delta,
     unpaired_comparison,
 )
-from pytest_quantgate.render.format import count_range, listing, percent, signed
+from pytest_quantgate.render.format import count_range, listing, number, percent, signed
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -324,9 +324,10 @@ def _decide(
     if ceiling is not None:
         if ceiling.within is False:
             assert ceiling.peak_mb is not None
-            keep.append(f"memory peak {ceiling.peak_mb:,.0f} MB > ceiling {ceiling.ceiling_mb:,.0f} MB")
+            peak, limit = number(ceiling.peak_mb, 0, " MB"), number(ceiling.ceiling_mb, 0, " MB")
+            keep.append(f"memory peak {peak} > ceiling {limit}")
         elif ceiling.within is None:
-            block.append(f"memory ceiling {ceiling.ceiling_mb:,.0f} MB not checked (no reading)")
+            block.append(f"memory ceiling {number(ceiling.ceiling_mb, 0, ' MB')} not checked (no reading)")
     if options.require_faster:
         if tps is None:
             block.append("tok/s not compared (--require-faster)")

@@ -38,8 +38,8 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
     rows = [
         [
             f"quality (score, margin {c.options.margin:g})",
-            f"{q.baseline_score:.1f} %",
-            f"{q.candidate_score:.1f} %",
+            number(q.baseline_score, 1, " %"),
+            number(q.candidate_score, 1, " %"),
             f"Δ {signed(q.difference)}; {quality_verdict(c)}",
         ]
     ]
@@ -85,7 +85,7 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
         ceiling = ["memory ceiling", "—", "not set", "—"]
     else:
         state = {True: "within", False: "EXCEEDED", None: "not checked (no reading)"}[c.ceiling.within]
-        ceiling = ["memory ceiling", "—", f"{c.ceiling.ceiling_mb:,.0f} MB", state]
+        ceiling = ["memory ceiling", "—", number(c.ceiling.ceiling_mb, 0, " MB"), state]
     rows.append(ceiling)
     load = "—"
     if c.baseline_load_s and c.candidate_load_s:
@@ -144,8 +144,8 @@ def render(comparison: Comparison) -> str:
         f"per-level pass rates (Δ = candidate − baseline, {100 * (1 - 2 * c.options.alpha):g}% interval):",
         table(LEVEL_HEADERS, level_rows(c), right=frozenset({1, 2, 3, 4})),
         "",
-        f"quality: Δ {signed(q.difference)} pts (candidate {q.candidate_score:.1f} % vs baseline "
-        f"{q.baseline_score:.1f} %), one-sided {conf:g}% bounds [{signed(q.lower_bound)}, "
+        f"quality: Δ {signed(q.difference)} pts (candidate {number(q.candidate_score, 1, ' %')} vs baseline "
+        f"{number(q.baseline_score, 1, ' %')}), one-sided {conf:g}% bounds [{signed(q.lower_bound)}, "
         f"{signed(q.upper_bound)}], margin {c.options.margin:g}: {quality_verdict(c)} ({q.method})",
     ]
     if c.sequential is not None:

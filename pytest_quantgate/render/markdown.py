@@ -6,7 +6,6 @@ PNG plots (:mod:`pytest_quantgate.render.plots`, which needs matplotlib), gates,
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from pytest_quantgate.compare import Comparison, compare, result_aggregate
@@ -18,6 +17,7 @@ from pytest_quantgate.render.comparison import (
     level_rows,
     recommendation_rows,
 )
+from pytest_quantgate.render.format import number
 from pytest_quantgate.render.plots import PLOTS_HINT, write_plots
 from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows
 from pytest_quantgate.results import load_result
@@ -78,12 +78,6 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: fr
     return "\n".join("| " + " | ".join(_cell(c) for c in line) + " |" for line in lines)
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
 def render_markdown(
     result: ResultFile,
     agg: RunAggregate,
@@ -141,8 +135,8 @@ def render_markdown(
                 lv.name,
                 f"{lv.points:g}",
                 f"{lv.rate.passed}/{lv.rate.n}",
-                f"{100 * lv.rate.rate:.1f} %",
-                f"[{100 * lv.rate.low:.1f}, {100 * lv.rate.high:.1f}]",
+                number(100 * lv.rate.rate, 1, " %"),
+                f"[{number(100 * lv.rate.low)}, {number(100 * lv.rate.high)}]",
             ]
             for lv in agg.levels
         ]
@@ -183,14 +177,14 @@ def _iteration_table(agg: RunAggregate, comparison: Comparison | None) -> str:
         it = mine.get(k)
         row = [
             str(k),
-            _fmt(it.percent) if it else "—",
+            number(it.percent) if it else "—",
             f"{it.raw:g}" if it else "—",
-            _fmt(it.tokens_per_s, 0) if it else "—",
+            number(it.tokens_per_s, 0) if it else "—",
             str(it.errors) if it else "—",
         ]
         if comparison is not None:
             b = base.get(k)
-            row += [_fmt(b.percent) if b else "—", _fmt(b.tokens_per_s, 0) if b else "—"]
+            row += [number(b.percent) if b else "—", number(b.tokens_per_s, 0) if b else "—"]
         rows.append(row)
     return md_table(headers, rows, right=frozenset(range(len(headers))))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_quantgate.render.format import number
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -84,7 +86,7 @@ def write_plots(
             ax.plot([x for x, _ in points], [y for _, y in points], label=label)
         if result.preset.memory_ceiling_mb is not None:
             ceiling = result.preset.memory_ceiling_mb
-            ax.axhline(ceiling, color="red", linestyle="--", label=f"ceiling {ceiling:,.0f} MB")
+            ax.axhline(ceiling, color="red", linestyle="--", label=f"ceiling {number(ceiling, 0, ' MB')}")
         source = f" ({result.server.memory_source})" if result.server.memory_source else ""
         ax.set(xlabel="time in levels, s (sum of level durations)", ylabel=f"MB{source}", title="Memory over the run")
         ax.set_ylim(bottom=0)

@@ -62,3 +62,8 @@ def test_incomplete_baseline_is_a_caveat_and_still_compared() -> None:
     assert any(c.startswith("baseline incomplete (interrupted run") and "9 iteration(s)" in c for c in result.caveats)
     assert any(c.startswith("different iteration counts: baseline 9, candidate 15") for c in result.caveats)
     assert result.quality.n_baseline == 9
+
+
+def test_a_size_change_that_rounds_to_zero_carries_no_minus_sign() -> None:
+    smaller = cand(model="/models/tiny-q4_0.gguf", model_size_bytes=3_999_000, model_digest="sha256:dddd")
+    assert any(c.endswith("tiny-q4_0.gguf (3.8 MiB, +0% size)") for c in compare(base(), smaller).caveats)
