@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Side:
+    """One result as the comparison sees it: the judged samples of its preset, or, when it holds none,
+    the per-level counts of its summary."""
+
     result: ResultFile
     preset: str  # the preset id on the samples
     samples: tuple[Sample, ...]  # judged (not skipped), this preset only
@@ -27,6 +30,8 @@ class Side:
 
 
 def read_side(result: ResultFile, role: str) -> Side:
+    """*result* read for comparison; *role* ("baseline", "candidate") names it in errors. Raises
+    :class:`~pytest_quantgate.errors.ResultsError` for samples of several presets or no level results."""
     where = f"{role} {result.preset.id} (run {result.run_id})"
     if result.samples:
         ids = {s.preset for s in result.samples}
