@@ -80,7 +80,7 @@ def _install_server(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from pytest_quantgate.presets import catalogue, search_path
-    from pytest_quantgate.report import table
+    from pytest_quantgate.render.table import table
 
     found = catalogue(args.preset_dir)
     rows = []
@@ -101,7 +101,8 @@ EXIT_BY_VERDICT = {"swap": 0, "keep": 1, "inconclusive": 3}
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_quantgate.compare import CompareOptions, compare_files, render, resolve_result
+    from pytest_quantgate.compare import CompareOptions, compare_files, resolve_result
+    from pytest_quantgate.render.comparison import render
 
     options = CompareOptions(
         margin=args.margin,
@@ -116,7 +117,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from pytest_quantgate.compare import resolve_result
-    from pytest_quantgate.markdown import write_report
+    from pytest_quantgate.render.markdown import write_report
 
     baseline = resolve_result(args.baseline) if args.baseline else None
     print(write_report(resolve_result(args.result), baseline=baseline, output=args.output))

@@ -573,13 +573,13 @@ class _Controller:
         recorder = self.recorder
         if not recorder.samples:
             return
-        from pytest_quantgate.report import render
+        from pytest_quantgate.render.terminal import render
 
         aggs = [recorder.aggregate(pid) for pid in recorder.preset_ids() if recorder.samples.get(pid)]
         terminalreporter.write_sep("=", "quantgate decision table")
         terminalreporter.write_line(render(aggs, recorder.outcomes))
         if recorder.comparisons:
-            from pytest_quantgate.compare import render as render_comparison
+            from pytest_quantgate.render.comparison import render as render_comparison
 
             for preset_id, comparison in recorder.comparisons.items():
                 terminalreporter.write_sep("-", f"{preset_id} against the baseline {recorder.baseline_id}")

@@ -1,37 +1,18 @@
-"""The decision table: one row per preset in the shape of the field's TL;DR, per-level pass rates, Δ."""
+"""The run's terminal report: the decision table (one row per preset in the shape of the field's TL;DR, and
+the Δ of two presets), per-level pass rates, failed gates."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
+
+from pytest_quantgate.render.format import number, percent, signed
+from pytest_quantgate.render.table import table
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from pytest_quantgate.gates import GateOutcome
     from pytest_quantgate.levels import RunAggregate
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: frozenset[int] = frozenset()) -> str:
-    """Plain aligned text table; *right* holds the indexes of right-aligned columns."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-
-    def line(cells: Sequence[str]) -> str:
-        out = []
-        for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
-            out.append(str(cell).rjust(width) if i in right else str(cell).ljust(width))
-        return "  ".join(out).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
-def _num(value: float | None, digits: int = 1, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    return f"{value:,.{digits}f}{unit}"
 
 
 def verdict(outcomes: Sequence[GateOutcome], errors: int) -> str:
@@ -49,21 +30,21 @@ def decision_rows(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[Gat
     rows = []
     for agg in aggs:
         s, t = agg.score, agg.tps
-        ci = f"[{_num(s.ci_low)}, {_num(s.ci_high)}]" if s and s.ci_defined else "—"
-        tps = f"{_num(t.mean, 0)} ±{_num(t.sd, 0)} ({_num(t.min, 0)}–{_num(t.max, 0)})" if t else "—"
+        ci = f"[{number(s.ci_low)}, {number(s.ci_high)}]" if s and s.ci_defined else "—"
+        tps = f"{number(t.mean, 0)} ±{number(t.sd, 0)} ({number(t.min, 0)}–{number(t.max, 0)})" if t else "—"
         ttft = agg.ttft_ms
         rows.append(
             [
                 agg.preset,
                 str(s.n) if s else "0",
-                _num(s.mean if s else None),
-                _num(s.sd if s else None),
-                f"{_num(s.min, 0)}/{_num(s.max, 0)}" if s else "—",
+                number(s.mean if s else None),
+                number(s.sd if s else None),
+                f"{number(s.min, 0)}/{number(s.max, 0)}" if s else "—",
                 ci,
                 tps,
-                f"{_num(ttft.median, 0)}/{_num(ttft.p95, 0)}" if ttft else "—",
-                _num(agg.memory_peak_mb, 0),
-                _num(agg.load_s, 2),
+                f"{number(ttft.median, 0)}/{number(ttft.p95, 0)}" if ttft else "—",
+                number(agg.memory_peak_mb, 0),
+                number(agg.load_s, 2),
                 verdict(gates.get(agg.preset, ()), agg.errors),
             ]
         )
@@ -81,8 +62,8 @@ def delta_row(base: RunAggregate, cand: RunAggregate) -> list[str]:
         if a is None or b is None:
             return "—"
         if pct:
-            return f"{(b / a - 1) * 100:+.1f}%" if a else "—"
-        return f"{b - a:+.{digits}f}"
+            return percent(b / a - 1) if a else "—"
+        return signed(b - a, digits)
 
     s0, s1, t0, t1 = base.score, cand.score, base.tps, cand.tps
     return [
@@ -108,7 +89,7 @@ def level_table(aggs: Sequence[RunAggregate]) -> str:
     headers = ["level", "points", *(a.preset for a in aggs)]
     rows = []
     for level, (name, points) in names.items():
-        row = [name, _num(points, 0)]
+        row = [name, number(points, 0)]
         for agg in aggs:
             found = next((x for x in agg.levels if x.level == level), None)
             row.append(f"{found.rate.passed}/{found.rate.n} {100 * found.rate.rate:5.1f}%" if found else "—")
@@ -131,3 +112,6 @@ def render(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[GateOutcom
     if failed:
         parts += ["", "failed gates:", *(f"  gate[{o.id}] {o.message}" for o in failed)]
     return "\n".join(parts)
+
+
+__all__ = ["DECISION_HEADERS", "decision_rows", "delta_row", "level_table", "render", "verdict"]

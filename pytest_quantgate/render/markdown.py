@@ -1,29 +1,25 @@
 """A Markdown report of one result file, optionally against a baseline, shaped like the field's write-ups.
 
 TL;DR table, recommendation (with a baseline), per-level pass rates, per-iteration scores and tokens/s,
-PNG plots, gates, provenance, caveats. Plots need matplotlib (the optional extra ``plots``); it is
-imported only here and only when a report is written, and it draws on the Agg canvas directly (no
-pyplot, no process-wide backend switch). Without it the report says the plots were skipped and how to
-get them.
+PNG plots (:mod:`pytest_quantgate.render.plots`, which needs matplotlib), gates, provenance, caveats.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-from pytest_quantgate.compare import (
+from pytest_quantgate.compare import Comparison, compare, result_aggregate
+from pytest_quantgate.errors import ResultsError
+from pytest_quantgate.render.comparison import (
     LEVEL_HEADERS,
     RECOMMENDATION_HEADERS,
-    Comparison,
-    compare,
     decision_table_rows,
     level_rows,
     recommendation_rows,
-    result_aggregate,
 )
-from pytest_quantgate.errors import ResultsError
-from pytest_quantgate.report import DECISION_HEADERS, decision_rows
+from pytest_quantgate.render.format import number
+from pytest_quantgate.render.plots import PLOTS_HINT, write_plots
+from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows
 from pytest_quantgate.results import load_result
 
 if TYPE_CHECKING:
@@ -32,8 +28,6 @@ if TYPE_CHECKING:
 
     from pytest_quantgate.levels import RunAggregate
     from pytest_quantgate.results import ResultFile
-
-PLOTS_HINT = "pip install 'pytest-quantgate[plots]'"
 
 
 def write_report(result: Path, *, baseline: Path | None = None, output: Path | None = None) -> Path:
@@ -56,7 +50,7 @@ def write_report(result: Path, *, baseline: Path | None = None, output: Path | N
         agg, base_agg = comparison.candidate_aggregate, comparison.baseline_aggregate
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        plots = _plots(candidate, agg, base, base_agg, output)
+        plots = write_plots(candidate, agg, base, base_agg, output)
         text = render_markdown(
             candidate, agg, comparison, plots, baseline=base, source=result, baseline_source=baseline
         )
@@ -82,12 +76,6 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: fr
     rule = ["---:" if i in right else "---" for i in range(len(headers))]
     lines = [headers, rule, *rows]
     return "\n".join("| " + " | ".join(_cell(c) for c in line) + " |" for line in lines)
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    return f"{value:,.{digits}f}"
 
 
 def render_markdown(
@@ -147,8 +135,8 @@ def render_markdown(
                 lv.name,
                 f"{lv.points:g}",
                 f"{lv.rate.passed}/{lv.rate.n}",
-                f"{100 * lv.rate.rate:.1f} %",
-                f"[{100 * lv.rate.low:.1f}, {100 * lv.rate.high:.1f}]",
+                number(100 * lv.rate.rate, 1, " %"),
+                f"[{number(100 * lv.rate.low)}, {number(100 * lv.rate.high)}]",
             ]
             for lv in agg.levels
         ]
@@ -189,14 +177,14 @@ def _iteration_table(agg: RunAggregate, comparison: Comparison | None) -> str:
         it = mine.get(k)
         row = [
             str(k),
-            _fmt(it.percent) if it else "—",
+            number(it.percent) if it else "—",
             f"{it.raw:g}" if it else "—",
-            _fmt(it.tokens_per_s, 0) if it else "—",
+            number(it.tokens_per_s, 0) if it else "—",
             str(it.errors) if it else "—",
         ]
         if comparison is not None:
             b = base.get(k)
-            row += [_fmt(b.percent) if b else "—", _fmt(b.tokens_per_s, 0) if b else "—"]
+            row += [number(b.percent) if b else "—", number(b.tokens_per_s, 0) if b else "—"]
         rows.append(row)
     return md_table(headers, rows, right=frozenset(range(len(headers))))
 
@@ -241,88 +229,6 @@ def _provenance_table(results: Sequence[ResultFile]) -> str:
         headers = ["", f"{results[0].preset.id} (this result)", f"{results[1].preset.id} (baseline)"]
     rows = [[k, *("—" if col.get(k) is None else f"`{col[k]}`" for col in columns)] for k in keys]
     return md_table(headers, rows)
-
-
-# --------------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------------
-
-
-def _plots(
-    result: ResultFile,
-    agg: RunAggregate,
-    baseline: ResultFile | None,
-    base_agg: RunAggregate | None,
-    output: Path,
-) -> list[str]:
-    """Write the PNGs beside *output*; return the Markdown lines that show them (or say why not)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return [
-            f"Plots skipped: matplotlib is not installed. Install it with `{PLOTS_HINT}` and write the report "
-            "again (`quantgate report RESULT`)."
-        ]
-    series = [(result.preset.id, result, agg)]
-    if baseline is not None and base_agg is not None:
-        series.append((f"{baseline.preset.id} (baseline)", baseline, base_agg))
-    lines: list[str] = []
-
-    def save(figure: Figure, suffix: str, title: str) -> None:
-        path = output.with_name(f"{output.stem}-{suffix}.png")
-        FigureCanvasAgg(figure)
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        lines.append(f"![{title}]({path.name})")
-
-    fig = Figure(figsize=(7, 3.2))
-    ax = fig.add_subplot()
-    for label, _r, a in series:
-        ax.plot([it.iteration for it in a.iterations], [it.percent for it in a.iterations], marker="o", label=label)
-    ax.set(xlabel="iteration", ylabel="score, % of max", title="Score per iteration", ylim=(0, 105))
-    ax.legend(loc="best")
-    save(fig, "score", "score per iteration")
-
-    if any(it.tokens_per_s is not None for _l, _r, a in series for it in a.iterations):
-        fig = Figure(figsize=(7, 3.2))
-        ax = fig.add_subplot()
-        for label, _r, a in series:
-            pts = [(it.iteration, it.tokens_per_s) for it in a.iterations if it.tokens_per_s is not None]
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
-        ax.set(xlabel="iteration", ylabel="decode tokens/s", title="Tokens/s per iteration")
-        ax.set_ylim(bottom=0)
-        ax.legend(loc="best")
-        save(fig, "tps", "tokens/s per iteration")
-    else:
-        lines.append("No tokens/s plot: no iteration recorded a decode rate.")
-
-    memory = []
-    for label, r, _a in series:
-        elapsed = 0.0
-        points = []
-        for s in r.samples:
-            elapsed += s.duration_s
-            if s.memory_mb is not None:
-                points.append((elapsed, s.memory_mb))
-        if points:
-            memory.append((label, points))
-    if memory:
-        fig = Figure(figsize=(7, 3.2))
-        ax = fig.add_subplot()
-        for label, points in memory:
-            ax.plot([x for x, _ in points], [y for _, y in points], label=label)
-        if result.preset.memory_ceiling_mb is not None:
-            ceiling = result.preset.memory_ceiling_mb
-            ax.axhline(ceiling, color="red", linestyle="--", label=f"ceiling {ceiling:,.0f} MB")
-        source = f" ({result.server.memory_source})" if result.server.memory_source else ""
-        ax.set(xlabel="time in levels, s (sum of level durations)", ylabel=f"MB{source}", title="Memory over the run")
-        ax.set_ylim(bottom=0)
-        ax.legend(loc="best")
-        save(fig, "memory", "memory over the run")
-    else:
-        lines.append("No memory plot: the samples hold no memory readings (attached server?).")
-    return lines
 
 
 __all__ = ["PLOTS_HINT", "md_table", "render_markdown", "write_report"]

@@ -1,4 +1,4 @@
-"""Tests of pytest_quantgate.markdown and `quantgate report`: the Markdown report, with and without plots."""
+"""Tests of pytest_quantgate.render.markdown and `quantgate report`: the Markdown report, with and without plots."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from result_builders import make_result, tiny_levels
 
 from pytest_quantgate import cli
 from pytest_quantgate.errors import ResultsError
-from pytest_quantgate.markdown import PLOTS_HINT, md_table, write_report
+from pytest_quantgate.render.markdown import PLOTS_HINT, md_table, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None

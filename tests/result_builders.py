@@ -1,4 +1,4 @@
-"""Hand-built result files with known samples, for the compare and markdown tests."""
+"""Hand-built result files with known samples, for the compare and render tests."""
 
 from __future__ import annotations
 
@@ -138,3 +138,13 @@ def with_samples(result: ResultFile, samples: Sequence[Sample]) -> ResultFile:
 def renamed(result: ResultFile, prefix: str) -> ResultFile:
     """The same samples with the level keys' file path under *prefix* (a suite run from another rootdir)."""
     return with_samples(result, [dataclasses.replace(s, level=f"{prefix}/{s.level}") for s in result.samples])
+
+
+def base(n: int = 15, **kw: Any) -> ResultFile:
+    """The tiny suite on the baseline preset ``tiny-f16``, every level passed in every iteration."""
+    return make_result("tiny-f16", tiny_levels(n), **kw)
+
+
+def cand(n: int = 15, misses: Mapping[str, int] | None = None, **kw: Any) -> ResultFile:
+    """The tiny suite on the candidate preset ``tiny-q4_0``; ``misses`` as in :func:`tiny_levels`."""
+    return make_result("tiny-q4_0", tiny_levels(n, misses), **kw)

@@ -1,0 +1,200 @@
+"""A comparison as people read it: decision table rows, per-level differences, recommendation, verdict."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_quantgate.render.format import listing, number, p_value, percent, signed
+from pytest_quantgate.render.table import table
+from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows, delta_row
+
+if TYPE_CHECKING:
+    from pytest_quantgate.compare import Comparison
+    from pytest_quantgate.inference import SpeedDelta
+
+
+def quality_verdict(comparison: Comparison) -> str:
+    """The quality criterion in words: non-inferior, inferior, worse, or undecided, with the bound."""
+    q, m = comparison.quality, comparison.options.margin
+    if q.non_inferior:
+        return f"non-inferior: lower bound {signed(q.lower_bound)} > {signed(-m)}"
+    if q.upper_bound < -m:
+        return f"inferior: upper bound {signed(q.upper_bound)} < {signed(-m)}"
+    if q.upper_bound < 0:
+        return f"worse: upper bound {signed(q.upper_bound)} < 0, lower {signed(q.lower_bound)} ≤ {signed(-m)}"
+    return f"undecided: lower bound {signed(q.lower_bound)} ≤ {signed(-m)}"
+
+
+def _speed_cell(delta: SpeedDelta | None) -> str:
+    if delta is None:
+        return "not compared"
+    return f"{percent(delta.relative_change)}: {delta.verdict} ({p_value(delta.p_value)})"
+
+
+def recommendation_rows(comparison: Comparison) -> list[list[str]]:
+    """The field's recommendation table: criterion, baseline, candidate, verdict."""
+    c = comparison
+    q = c.quality
+    rows = [
+        [
+            f"quality (score, margin {c.options.margin:g})",
+            number(q.baseline_score, 1, " %"),
+            number(q.candidate_score, 1, " %"),
+            f"Δ {signed(q.difference)}; {quality_verdict(c)}",
+        ]
+    ]
+    if c.sequential is not None:
+        sq = c.sequential
+        rows.append(["quality (sequential test)", "", f"n={sq.iterations}", f"{sq.decision}: {sq.reason}"])
+    if c.paired is not None:
+        pn, mc = c.paired.noninferiority, c.paired.mcnemar
+        rows.append(
+            [
+                f"quality (matched items, {c.paired.items} items)",
+                f"{mc.b} lost",
+                f"{mc.c} gained",
+                f"Δ {signed(pn.difference)}, lower {signed(pn.lower_bound)}; McNemar {p_value(mc.p_value)}",
+            ]
+        )
+    if c.unpaired is not None:
+        u = c.unpaired
+        rows.append(
+            [
+                "quality (iteration scores, unpaired)",
+                f"n={u.n_baseline}",
+                f"n={u.n_candidate}",
+                f"Δ {signed(u.difference)}, lower {signed(u.lower_bound)}; Welch {p_value(u.welch_p_value)}",
+            ]
+        )
+    speed = (("tokens/s (median)", c.tps, 1), ("TTFT median ms", c.ttft, 0), ("memory per iteration MB", c.memory, 0))
+    for label, delta, digits in speed:
+        rows.append(
+            [
+                label,
+                number(delta.baseline_median, digits) if delta else "—",
+                number(delta.candidate_median, digits) if delta else "—",
+                _speed_cell(delta),
+            ]
+        )
+    ba, ca = c.baseline_aggregate, c.candidate_aggregate
+    peak_change = ""
+    if ba.memory_peak_mb and ca.memory_peak_mb:
+        peak_change = percent(ca.memory_peak_mb / ba.memory_peak_mb - 1)
+    rows.append(["memory peak MB", number(ba.memory_peak_mb, 0), number(ca.memory_peak_mb, 0), peak_change or "—"])
+    if c.ceiling is None:
+        ceiling = ["memory ceiling", "—", "not set", "—"]
+    else:
+        state = {True: "within", False: "EXCEEDED", None: "not checked (no reading)"}[c.ceiling.within]
+        ceiling = ["memory ceiling", "—", number(c.ceiling.ceiling_mb, 0, " MB"), state]
+    rows.append(ceiling)
+    load = "—"
+    if c.baseline_load_s and c.candidate_load_s:
+        load = f"{percent(c.candidate_load_s / c.baseline_load_s - 1)} (one start each: not tested)"
+    rows.append(["load time s", number(c.baseline_load_s, 2), number(c.candidate_load_s, 2), load])
+    return rows
+
+
+RECOMMENDATION_HEADERS = ("criterion", "baseline", "candidate", "verdict")
+LEVEL_HEADERS = ("level", "points", "baseline", "candidate", "Δ pts", "90% interval", "")
+
+
+def level_rows(comparison: Comparison) -> list[list[str]]:
+    """Per-level pass rates on both sides, the difference (pp of the level's pass rate) and its interval.
+
+    The interval is two-sided at 1 − 2α (90 % by default): its ends are the one-sided bounds the verdict
+    uses. The last column flags levels shown worse (upper end < 0) or better (lower end > 0).
+    """
+    rows = []
+    for lv in comparison.quality.levels:
+        flag = "worse" if lv.upper < 0 else "better" if lv.lower > 0 else ""
+        rows.append(
+            [
+                comparison.level_names.get(lv.level, lv.level),
+                f"{lv.points:g}",
+                f"{lv.baseline_passed}/{lv.baseline_n} {100 * lv.baseline_passed / lv.baseline_n:5.1f}%",
+                f"{lv.candidate_passed}/{lv.candidate_n} {100 * lv.candidate_passed / lv.candidate_n:5.1f}%",
+                signed(lv.difference),
+                f"[{signed(lv.lower)}, {signed(lv.upper)}]",
+                flag,
+            ]
+        )
+    return rows
+
+
+def decision_table_rows(comparison: Comparison) -> list[list[str]]:
+    """Both presets' decision-table rows (common levels only) and the Δ row, in terminal.DECISION_HEADERS."""
+    base, cand = comparison.baseline_aggregate, comparison.candidate_aggregate
+    rows = decision_rows([base, cand], {})
+    rows[0][0], rows[0][-1] = f"{comparison.baseline_label} (baseline)", "baseline"
+    rows[1][0], rows[1][-1] = f"{comparison.candidate_label} (candidate)", comparison.verdict
+    delta = delta_row(base, cand)
+    delta[0] = "Δ candidate − baseline"
+    return [*rows, delta]
+
+
+def render(comparison: Comparison) -> str:
+    """The comparison as terminal text: decision table, per-level differences, recommendation, verdict."""
+    c, q = comparison, comparison.quality
+    conf = 100 * (1 - c.options.alpha)
+    parts = [
+        f"candidate {c.candidate_label} against baseline {c.baseline_label}",
+        "",
+        table(DECISION_HEADERS, decision_table_rows(c), right=frozenset(range(1, 10))),
+        "",
+        f"per-level pass rates (Δ = candidate − baseline, {100 * (1 - 2 * c.options.alpha):g}% interval):",
+        table(LEVEL_HEADERS, level_rows(c), right=frozenset({1, 2, 3, 4})),
+        "",
+        f"quality: Δ {signed(q.difference)} pts (candidate {number(q.candidate_score, 1, ' %')} vs baseline "
+        f"{number(q.baseline_score, 1, ' %')}), one-sided {conf:g}% bounds [{signed(q.lower_bound)}, "
+        f"{signed(q.upper_bound)}], margin {c.options.margin:g}: {quality_verdict(c)} ({q.method})",
+    ]
+    if c.sequential is not None:
+        sq = c.sequential
+        parts.append(f"sequential test: {sq.decision} after {sq.iterations} iterations ({sq.reason})")
+    if c.paired is not None:
+        p = c.paired
+        pn = p.noninferiority
+        parts.append(
+            f"matched items: {p.items} items, {p.pairs} pairs; lost {p.mcnemar.b}, gained {p.mcnemar.c} "
+            f"({p.mcnemar.method}, {p_value(p.mcnemar.p_value)}); Δ {signed(pn.difference)} pts, bounds "
+            f"[{signed(pn.lower_bound)}, {signed(pn.upper_bound)}] ({pn.method}; pairs of one item across "
+            "iterations are not independent, so read the p-value as approximate)"
+        )
+        if p.lost:
+            parts.append(f"  items lost: {listing(p.lost, 10)}")
+        if p.gained:
+            parts.append(f"  items gained: {listing(p.gained, 10)}")
+    if c.unpaired is not None:
+        u = c.unpaired
+        parts.append(
+            f"iteration scores (unpaired, ignores levels): Δ {signed(u.difference)} pts, one-sided bounds "
+            f"[{signed(u.lower_bound)}, {signed(u.upper_bound)}], Welch {p_value(u.welch_p_value)}, Mann-Whitney "
+            f"{p_value(u.mann_whitney_p_value)}"
+        )
+    if c.planning is not None and c.planning.per_preset is not None:
+        parts.append(
+            f"planning: about {c.planning.per_preset} iterations per preset for 80% power "
+            f"(planning Δ {signed(c.planning.planning_difference)} pts; {c.planning.method})"
+        )
+    parts += [
+        "",
+        "recommendation:",
+        table(RECOMMENDATION_HEADERS, recommendation_rows(c)),
+    ]
+    if c.caveats:
+        parts += ["", "caveats (the runs differ in more than the model):", *(f"  - {x}" for x in c.caveats)]
+    if c.problems:
+        parts += ["", "limits of this comparison:", *(f"  - {x}" for x in c.problems)]
+    parts += ["", c.message]
+    return "\n".join(parts)
+
+
+__all__ = [
+    "LEVEL_HEADERS",
+    "RECOMMENDATION_HEADERS",
+    "decision_table_rows",
+    "level_rows",
+    "quality_verdict",
+    "recommendation_rows",
+    "render",
+]

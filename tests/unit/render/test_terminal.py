@@ -1,0 +1,50 @@
+"""Tests of pytest_quantgate.render.terminal: the decision table, its Δ row, per-level pass rates."""
+
+from __future__ import annotations
+
+from result_builders import base, cand
+
+from pytest_quantgate.compare import result_aggregate
+from pytest_quantgate.render.format import MINUS
+from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows, delta_row, render
+
+
+def cells(row: list[str]) -> dict[str, str]:
+    return dict(zip(DECISION_HEADERS, row, strict=True))
+
+
+def test_the_delta_row_writes_differences_with_the_minus_sign() -> None:
+    b = result_aggregate(base())
+    c = result_aggregate(cand(misses={"test_add3": 10}, tps=70.0, memory_mb=900.0))
+    row = cells(delta_row(b, c))
+    assert row["variant"] == "Δ tiny-q4_0 − tiny-f16"
+    assert row["score %"] == f"{MINUS}10.0"
+    assert row["tok/s ±σ (min–max)"] == f"{MINUS}30.0%"
+    assert row["mem peak MB"] == f"{MINUS}100"
+    assert row["TTFT p50/p95 ms"] == "+0"
+    assert row["load s"] == "+0.00"
+
+
+def test_the_delta_row_leaves_what_one_side_lacks_blank() -> None:
+    row = cells(delta_row(result_aggregate(base(tps=None)), result_aggregate(cand())))
+    assert row["tok/s ±σ (min–max)"] == "—"
+
+
+def test_a_decision_row_shows_a_missing_measurement_as_a_dash() -> None:
+    row = cells(decision_rows([result_aggregate(base(tps=None, ttft_s=None))], {})[0])
+    assert row["variant"] == "tiny-f16"
+    assert row["n"] == "15"
+    assert row["score %"] == "100.0"
+    assert row["tok/s ±σ (min–max)"] == "—"
+    assert row["TTFT p50/p95 ms"] == "—"
+    assert row["verdict"] == "no gates"
+
+
+def test_two_presets_get_the_delta_row_and_the_level_table() -> None:
+    text = render([result_aggregate(base()), result_aggregate(cand(misses={"test_add3": 10}))], {})
+    lines = text.splitlines()
+    label = "Δ tiny-q4_0 − tiny-f16"
+    cells = next(line for line in lines if line.startswith(label)).removeprefix(label)
+    assert f"{MINUS}10.0" in cells and "-" not in cells
+    assert "per-level pass rates:" in lines
+    assert any(line.startswith("test_add3") and line.endswith("15/15 100.0%   5/15  33.3%") for line in lines)
