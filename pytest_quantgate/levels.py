@@ -45,19 +45,56 @@ class LevelSpec:
             )
         if len(args) > 1:
             raise SpecError(f"{where}: @pytest.mark.level takes at most one positional argument (points)")
-        points = kwargs.get("points", args[0] if args else 1)
-        if not isinstance(points, int | float) or isinstance(points, bool) or not 0 <= points < math.inf:
-            raise SpecError(f"{where}: level points must be a number >= 0, got {points!r}")
-        iterations = kwargs.get("iterations")
-        if iterations is not None and (type(iterations) is not int or iterations < 1):  # bool is no count
-            raise SpecError(f"{where}: level iterations must be an integer >= 1, got {iterations!r}")
+        raw_points = kwargs.get("points", args[0] if args else 1)
+        points = _finite(raw_points)
+        if points is None or points < 0:
+            raise _bad(where, "points", "a number >= 0", raw_points)
+        name = kwargs.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _bad(where, "name", "a string", name)
         return cls(
-            points=float(points),
-            name=kwargs.get("name"),
-            iterations=iterations,
-            max_tokens=kwargs.get("max_tokens"),
-            timeout_s=kwargs.get("timeout_s"),
+            points=points,
+            name=name,
+            iterations=_count(where, "iterations", kwargs.get("iterations")),
+            max_tokens=_count(where, "max_tokens", kwargs.get("max_tokens")),
+            timeout_s=_seconds(where, "timeout_s", kwargs.get("timeout_s")),
         )
+
+
+# The mark's values are checked here, at collection: a timeout of 0 or a max_tokens of "64" would
+# otherwise fail only when the level runs, as an error from deep inside httpx.
+
+
+def _finite(value: object) -> float | None:
+    """An int or a float (a bool is neither here) as a finite float; anything else None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float's range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(where: str, argument: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _bad(where, argument, "an integer >= 1", value)
+    return int(value)
+
+
+def _seconds(where: str, argument: str, value: object) -> float | None:
+    if value is None:
+        return None
+    seconds = _finite(value)
+    if seconds is None or seconds <= 0:
+        raise _bad(where, argument, "a number of seconds > 0", value)
+    return seconds
+
+
+def _bad(where: str, argument: str, expected: str, value: object) -> SpecError:
+    return SpecError(f"{where}: level {argument} must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
