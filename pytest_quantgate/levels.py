@@ -84,12 +84,16 @@ def _count(where: str, argument: str, value: object) -> int | None:
     return int(value)
 
 
+MAX_TIMEOUT_S = 1e9  # httpx's deadlines overflow time_t near 1e10 s (OverflowError at request time)
+_MAX_TIMEOUT_TEXT = "1e9"
+
+
 def _seconds(where: str, argument: str, value: object) -> float | None:
     if value is None:
         return None
     seconds = _finite(value)
-    if seconds is None or seconds <= 0:
-        raise _bad(where, argument, "a number of seconds > 0", value)
+    if seconds is None or not 0 < seconds <= MAX_TIMEOUT_S:
+        raise _bad(where, argument, f"a number of seconds > 0 and <= {_MAX_TIMEOUT_TEXT}", value)
     return seconds
 
 
