@@ -83,31 +83,37 @@ def test_from_mark_rejects_bad_iterations(iterations: object) -> None:
         LevelSpec.from_mark((), {"iterations": iterations}, WHERE)
 
 
+BAD_MARK_VALUES = [
+    ("timeout_s", 0, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", -5, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", math.nan, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", math.inf, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", 10**400, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", 1e10, "a number of seconds > 0 and <= 1e9"),  # httpx: OverflowError at request time
+    ("timeout_s", "30", "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", True, "a number of seconds > 0 and <= 1e9"),
+    ("max_tokens", 0, "an integer >= 1"),
+    ("max_tokens", -1, "an integer >= 1"),
+    ("max_tokens", 64.0, "an integer >= 1"),
+    ("max_tokens", "64", "an integer >= 1"),
+    ("max_tokens", True, "an integer >= 1"),
+    ("name", 3, "a string"),
+    ("name", b"L1", "a string"),
+    ("name", ["L1"], "a string"),
+    ("points", math.inf, "a number >= 0"),
+    ("points", -math.inf, "a number >= 0"),
+    ("points", math.nan, "a number >= 0"),
+    ("points", 10**400, "a number >= 0"),
+]
+
+
 @pytest.mark.parametrize(
     ("argument", "value", "expected"),
-    [
-        ("timeout_s", 0, "a number of seconds > 0 and <= 1e9"),
-        ("timeout_s", -5, "a number of seconds > 0 and <= 1e9"),
-        ("timeout_s", math.nan, "a number of seconds > 0 and <= 1e9"),
-        ("timeout_s", math.inf, "a number of seconds > 0 and <= 1e9"),
-        ("timeout_s", 10**400, "a number of seconds > 0 and <= 1e9"),
-        ("timeout_s", 1e10, "a number of seconds > 0 and <= 1e9"),  # httpx: OverflowError at request time
-        ("timeout_s", "30", "a number of seconds > 0 and <= 1e9"),
-        ("timeout_s", True, "a number of seconds > 0 and <= 1e9"),
-        ("max_tokens", 0, "an integer >= 1"),
-        ("max_tokens", -1, "an integer >= 1"),
-        ("max_tokens", 64.0, "an integer >= 1"),
-        ("max_tokens", "64", "an integer >= 1"),
-        ("max_tokens", True, "an integer >= 1"),
-        ("name", 3, "a string"),
-        ("name", b"L1", "a string"),
-        ("name", ["L1"], "a string"),
-        ("points", math.inf, "a number >= 0"),
-        ("points", -math.inf, "a number >= 0"),
-        ("points", math.nan, "a number >= 0"),
-        ("points", 10**400, "a number >= 0"),
+    BAD_MARK_VALUES,
+    ids=[
+        f"{argument}={value!r}" if len(repr(value)) < 15 else f"{argument}=10**400"
+        for argument, value, _ in BAD_MARK_VALUES
     ],
-    ids=lambda value: repr(value)[:12],
 )
 def test_from_mark_rejects_values_that_would_fail_at_request_time(argument: str, value: object, expected: str) -> None:
     """Caught at collection, naming the test, the argument and the value (not later, from httpcore)."""
