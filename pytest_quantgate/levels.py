@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 LEVEL_MARK_KWARGS = ("points", "name", "iterations", "max_tokens", "timeout_s")
+MAX_TIMEOUT_S = 1e9  # httpx's deadlines overflow time_t near 1e10 s (OverflowError at request time)
+_MAX_TIMEOUT_TEXT = "1e9"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class LevelSpec:
 
     @classmethod
     def from_mark(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str) -> LevelSpec:
+        """Read the mark at collection; a value the request would fail on later (a timeout of 0, a
+        max_tokens of "64") is a :class:`SpecError` naming *where* (the test), the argument and the value."""
         unknown = sorted(set(kwargs) - set(LEVEL_MARK_KWARGS))
         if unknown:
             raise SpecError(
@@ -61,10 +65,6 @@ class LevelSpec:
         )
 
 
-# The mark's values are checked here, at collection: a timeout of 0 or a max_tokens of "64" would
-# otherwise fail only when the level runs, as an error from deep inside httpx.
-
-
 def _finite(value: object) -> float | None:
     """An int or a float (a bool is neither here) as a finite float; anything else None."""
     if not isinstance(value, int | float) or isinstance(value, bool):
@@ -82,10 +82,6 @@ def _count(where: str, argument: str, value: object) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise _bad(where, argument, "an integer >= 1", value)
     return int(value)
-
-
-MAX_TIMEOUT_S = 1e9  # httpx's deadlines overflow time_t near 1e10 s (OverflowError at request time)
-_MAX_TIMEOUT_TEXT = "1e9"
 
 
 def _seconds(where: str, argument: str, value: object) -> float | None:
