@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
     from types import TracebackType
 
     from pytest_quantgate.levels import Sample
@@ -43,7 +43,7 @@ def artifact_record(sample: Sample, exchanges: Sequence[Exchange], validator_out
             {
                 "kind": ex.kind,
                 "prompt": ex.prompt,
-                "params": ex.params,
+                "params": request_params(ex),
                 "content": ex.completion.content,
                 "reasoning": ex.completion.reasoning,
                 "finish_reason": ex.completion.finish_reason,
@@ -57,9 +57,22 @@ def artifact_record(sample: Sample, exchanges: Sequence[Exchange], validator_out
     }
 
 
-def read_artifacts(preset_dir: Path, iteration: int) -> dict[str, dict[str, Any]]:
+def request_params(exchange: Exchange) -> dict[str, Any]:
+    """The parameters a request went out with: the body as sent (the preset's sampler and max_tokens
+    where the level set none, the stream flags) less its prompt or messages, which the record holds
+    apart, and what the test asked of the client that is not in the body (``timeout_s``, ``system``).
+    A value the test left at None was not sent: the client used the preset's."""
+    asked = {key: value for key, value in exchange.params.items() if value is not None}
+    sent = {key: value for key, value in exchange.completion.request.items() if key not in _PROMPT_KEYS}
+    return asked | sent
+
+
+_PROMPT_KEYS = ("prompt", "messages")
+
+
+def read_artifacts(preset_dir: str | os.PathLike[str], iteration: int) -> dict[str, dict[str, Any]]:
     """An iteration's artifacts by level name (the last record wins if a level ran twice)."""
-    path = artifact_path(preset_dir, iteration)
+    path = artifact_path(Path(preset_dir), iteration)
     return {record["name"]: record for record in _records(path)}
 
 

@@ -87,7 +87,7 @@ class GateSpec:
     @property
     def expr(self) -> str:
         target = f"{self.metric}[{self.level}]" if self.level else self.metric
-        return f"{target}{self.op}{self.bound:.15g}"  # .15g: the bound survives being parsed again
+        return f"{target}{self.op}{_bound_text(self.bound)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,14 @@ class GateOutcome:
     @property
     def id(self) -> str:
         target = f"{self.spec.metric}[{self.level}]" if self.level else self.spec.metric
-        return f"{target}{self.spec.op}{self.spec.bound:.15g}"
+        return f"{target}{self.spec.op}{_bound_text(self.spec.bound)}"
+
+
+def _bound_text(bound: float) -> str:
+    """The shortest text that parses back to *bound* (mark gates travel on samples as text): ``95``, not
+    ``95.0``; all 17 digits of ``1000000000000001`` where ``.15g`` would round it."""
+    text = repr(bound)
+    return text.removesuffix(".0")
 
 
 def parse_gate(text: str, source: GateSource = "option", where: str = "") -> GateSpec:
@@ -120,7 +127,10 @@ def parse_gate(text: str, source: GateSource = "option", where: str = "") -> Gat
     level = match["level"]
     if level and not METRICS[metric].per_level:
         raise SpecError(f"{prefix}gate {text!r}: {metric} is a suite metric and takes no [level]")
-    return GateSpec(metric=metric, op=match["op"], bound=float(match["bound"]), level=level, source=source)
+    bound = float(match["bound"])
+    if not math.isfinite(bound):  # "1e999" reads as inf, and every value is < inf
+        raise SpecError(f"{prefix}gate {text!r}: the bound {match['bound']} is not a finite number")
+    return GateSpec(metric=metric, op=match["op"], bound=bound, level=level, source=source)
 
 
 def dedupe(specs: Iterable[GateSpec]) -> list[GateSpec]:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 LEVEL_MARK_KWARGS = ("points", "name", "iterations", "max_tokens", "timeout_s")
+MAX_TIMEOUT_S = 1e9  # httpx's deadlines overflow time_t near 1e10 s (OverflowError at request time)
+_MAX_TIMEOUT_TEXT = "1e9"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class LevelSpec:
 
     @classmethod
     def from_mark(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str) -> LevelSpec:
+        """Read the mark at collection; a value the request would fail on later (a timeout of 0, a
+        max_tokens of "64") is a :class:`SpecError` naming *where* (the test), the argument and the value."""
         unknown = sorted(set(kwargs) - set(LEVEL_MARK_KWARGS))
         if unknown:
             raise SpecError(
@@ -45,19 +49,52 @@ class LevelSpec:
             )
         if len(args) > 1:
             raise SpecError(f"{where}: @pytest.mark.level takes at most one positional argument (points)")
-        points = kwargs.get("points", args[0] if args else 1)
-        if not isinstance(points, int | float) or isinstance(points, bool) or not 0 <= points < math.inf:
-            raise SpecError(f"{where}: level points must be a number >= 0, got {points!r}")
-        iterations = kwargs.get("iterations")
-        if iterations is not None and (type(iterations) is not int or iterations < 1):  # bool is no count
-            raise SpecError(f"{where}: level iterations must be an integer >= 1, got {iterations!r}")
+        raw_points = kwargs.get("points", args[0] if args else 1)
+        points = _finite(raw_points)
+        if points is None or points < 0:
+            raise _bad(where, "points", "a number >= 0", raw_points)
+        name = kwargs.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _bad(where, "name", "a string", name)
         return cls(
-            points=float(points),
-            name=kwargs.get("name"),
-            iterations=iterations,
-            max_tokens=kwargs.get("max_tokens"),
-            timeout_s=kwargs.get("timeout_s"),
+            points=points,
+            name=name,
+            iterations=_count(where, "iterations", kwargs.get("iterations")),
+            max_tokens=_count(where, "max_tokens", kwargs.get("max_tokens")),
+            timeout_s=_seconds(where, "timeout_s", kwargs.get("timeout_s")),
         )
+
+
+def _finite(value: object) -> float | None:
+    """An int or a float (a bool is neither here) as a finite float; anything else None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float's range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(where: str, argument: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _bad(where, argument, "an integer >= 1", value)
+    return int(value)
+
+
+def _seconds(where: str, argument: str, value: object) -> float | None:
+    if value is None:
+        return None
+    seconds = _finite(value)
+    if seconds is None or not 0 < seconds <= MAX_TIMEOUT_S:
+        raise _bad(where, argument, f"a number of seconds > 0 and <= {_MAX_TIMEOUT_TEXT}", value)
+    return seconds
+
+
+def _bad(where: str, argument: str, expected: str, value: object) -> SpecError:
+    return SpecError(f"{where}: level {argument} must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@ formatting, edge-case judgement and continuation.
 
 Every rule a prompt sets that a program can check is checked (assert_text, assert_number, assert_exact);
 what only a reader can judge (is the voice right, is the distinction subtle enough) is not scored here:
-read those answers side by side in the iteration artifacts (``iter-NN/<level>.json``). Time, output
-length and characters per second of every answer are recorded by the plugin for every level.
+read those answers side by side in the iteration artifacts (``<run>/<preset>/iter-NN.jsonl``, one line
+per level run). Time, output length and characters per second of every answer are recorded by the plugin
+for every level.
 
     pytest example_suites/constraints --preset NAME
 """

@@ -19,7 +19,7 @@ from pytest_quantgate.render.comparison import (
 )
 from pytest_quantgate.render.format import number
 from pytest_quantgate.render.plots import PLOTS_HINT, write_plots
-from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows
+from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows, verdict
 from pytest_quantgate.results import load_result
 
 if TYPE_CHECKING:
@@ -117,8 +117,7 @@ def render_markdown(
         ]  # fmt: skip
     else:
         row = decision_rows([agg], {})[0]
-        passed = sum(g.passed for g in result.gates)
-        row[-1] = f"{passed}/{len(result.gates)} gates passed" if result.gates else "no gates"
+        row[-1] = verdict(result.gates, agg.errors)  # the stored outcomes, in the terminal table's words
         out.append(md_table(DECISION_HEADERS, [row], right=right))
     out += ["", "## Per-level pass rates", ""]
     if comparison is not None:

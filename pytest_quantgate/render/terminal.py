@@ -3,7 +3,7 @@ the Δ of two presets), per-level pass rates, failed gates."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytest_quantgate.render.format import number, percent, signed
 from pytest_quantgate.render.table import table
@@ -15,10 +15,18 @@ if TYPE_CHECKING:
     from pytest_quantgate.levels import RunAggregate
 
 
-def verdict(outcomes: Sequence[GateOutcome], errors: int) -> str:
-    failed = [o for o in outcomes if not o.passed]
+class Judged(Protocol):
+    """A gate's outcome as the verdict reads it: a live :class:`GateOutcome` or a stored ``GateRecord``."""
+
+    @property
+    def passed(self) -> bool: ...
+
+
+def verdict(outcomes: Sequence[Judged], errors: int) -> str:
+    failed = sum(not o.passed for o in outcomes)
     if failed:
-        return f"FAIL ({len(failed)}/{len(outcomes)} gates)"
+        # Not "2/3 gates": most people read that as 2 passed.
+        return f"FAIL ({failed} of {len(outcomes)} gates failed)"
     if errors:
         return f"ERROR ({errors} level runs)"
     if not outcomes:

@@ -124,7 +124,7 @@ def test_failed_gate_fails_the_run_with_a_house_style_message(suite: pytest.Pyte
         [
             "*gate[[]score_mean>=95[]] failed: score mean 25.0 < 95.0 (n=2, σ=0.0, 95% CI [[]25.0, 25.0[]], "
             "preset tiny-f16)*",
-            "*FAIL (1/2 gates)*",
+            "*FAIL (1 of 2 gates failed)*",
         ]
     )
 

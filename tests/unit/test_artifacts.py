@@ -97,3 +97,38 @@ def test_a_failed_write_is_reported_not_raised(tmp_path: Path) -> None:
     writer.write(blocker, level("test_a", 1, "failed"), [], "boom")
     assert len(writer.close()) == 1
     assert str(artifact_path(blocker, 1)) in writer.errors[0]
+
+
+def test_a_request_records_the_parameters_sent_not_the_levels_unset_ones(tmp_path: Path) -> None:
+    """A level without max_tokens sends the preset's: the record says so, not ``max_tokens: None``."""
+    sent = {"temperature": 0.0, "top_k": 1, "max_tokens": 8, "prompt": "copy abc=", "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    completion = Completion(content="abc", reasoning="", finish_reason="stop", wall_s=0.2, request=sent)
+    asked = {"max_tokens": None, "timeout_s": 12.5, "stop": ["\n"]}  # the level's values and the test's own
+    with ArtifactWriter() as writer:
+        writer.write(tmp_path, level("test_a", 1), [Exchange("complete", "copy abc=", asked, completion)], None)
+    (request,) = read_artifacts(tmp_path, 1)["test_a"]["requests"]
+    assert request["params"] == {key: value for key, value in sent.items() if key != "prompt"} | {
+        "timeout_s": 12.5,
+        "stop": ["\n"],
+    }
+    assert request["prompt"] == "copy abc="
+
+
+def test_a_chat_requests_messages_stay_out_of_its_parameters(tmp_path: Path) -> None:
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}]
+    sent = {"max_tokens": 64, "messages": messages}
+    completion = Completion(content="4", reasoning="", finish_reason="stop", wall_s=0.2, request=sent)
+    with ArtifactWriter() as writer:
+        ex = Exchange("chat", "2+2?", {"max_tokens": None, "system": "be brief"}, completion)
+        writer.write(tmp_path, level("test_a", 1), [ex], None)
+    (request,) = read_artifacts(tmp_path, 1)["test_a"]["requests"]
+    assert request["params"] == {"max_tokens": 64, "system": "be brief"}
+    assert request["prompt"] == "2+2?"
+
+
+@pytest.mark.parametrize("as_path", [str, lambda p: p], ids=["str", "Path"])
+def test_read_artifacts_takes_a_string_or_a_path(tmp_path: Path, as_path) -> None:
+    with ArtifactWriter() as writer:
+        writer.write(tmp_path, level("test_a", 7), [exchange("abc")], None)
+    assert list(read_artifacts(as_path(tmp_path), 7)) == ["test_a"]

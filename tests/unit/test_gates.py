@@ -100,7 +100,48 @@ def test_garbage_is_an_error_showing_the_expected_form(text: str) -> None:
     assert "METRIC OP NUMBER, e.g. 'score_mean >= 95' (OP one of >=, <=, >, <, ==)" in message
 
 
-@pytest.mark.parametrize("bound", ["95", "12.34567", "1234567", "0.001", "131072.5", "-3"])
+@pytest.mark.parametrize("text", ["score_mean >= 1e999", "tps_mean < -1E400", "pass_rate[test_x] <= 2e308%"])
+def test_a_bound_beyond_floats_range_is_an_error_not_infinity(text: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_gate(text, where="--quantgate-gate")
+    assert str(info.value).startswith(f"--quantgate-gate: gate {text!r}: the bound ")
+    assert "is not a finite number" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["score_mean >= nan", "score_mean >= NaN", "score_mean >= inf", "score_mean <= -inf"])
+def test_nan_and_infinity_are_not_bounds(text: str) -> None:
+    with pytest.raises(SpecError, match="cannot read gate"):
+        parse_gate(text)
+
+
+_GATE_PIECES = st.sampled_from(
+    ["score_mean", "pass_rate", "tps_mean", "[", "]", "test_x", " ", ">=", "<=", "==", ">", "<", "=", "%", "-",
+     "+", ".", "e", "E", "1", "95", "1e999", "nan", "inf", "0x10", "١٢", "\n", "\x00", "≥"]
+)  # fmt: skip
+
+
+_NUMBER = st.one_of(
+    st.floats().map(repr), st.from_regex(r"[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]{1,4})?", fullmatch=True)
+)
+_WELL_FORMED = st.builds("{} {} {}".format, st.sampled_from(["score_mean", "pass_rate[test_x]", "tps_sigma"]),
+                         st.sampled_from([">=", "<", "=="]), _NUMBER)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.one_of(st.text(max_size=40), st.lists(_GATE_PIECES, max_size=8).map("".join), _WELL_FORMED))
+def test_any_text_gives_a_gate_or_a_spec_error(text: str) -> None:
+    try:
+        spec = parse_gate(text, where="--quantgate-gate")
+    except SpecError as exc:
+        assert str(exc).startswith("--quantgate-gate: ")
+        return
+    assert spec.metric in METRICS and math.isfinite(spec.bound)
+    assert parse_gate(spec.expr) == spec  # what a mark gate travels as reads back the same
+
+
+@pytest.mark.parametrize(
+    "bound", ["95", "12.34567", "1234567", "0.001", "131072.5", "-3", "1000000000000001", "0.1234567890123456"]
+)
 def test_the_normalised_expression_keeps_the_bound_exactly(bound: str) -> None:
     # Mark gates travel on samples as their .expr and are parsed again: the bound must survive.
     spec = parse_gate(f"tps_mean >= {bound}")

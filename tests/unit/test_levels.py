@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -80,6 +81,84 @@ def test_from_mark_rejects_bad_points(points: object) -> None:
 def test_from_mark_rejects_bad_iterations(iterations: object) -> None:
     with pytest.raises(SpecError, match=re.escape(f"level iterations must be an integer >= 1, got {iterations!r}")):
         LevelSpec.from_mark((), {"iterations": iterations}, WHERE)
+
+
+BAD_MARK_VALUES = [
+    ("timeout_s", 0, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", -5, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", math.nan, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", math.inf, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", 10**400, "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", 1e10, "a number of seconds > 0 and <= 1e9"),  # httpx: OverflowError at request time
+    ("timeout_s", "30", "a number of seconds > 0 and <= 1e9"),
+    ("timeout_s", True, "a number of seconds > 0 and <= 1e9"),
+    ("max_tokens", 0, "an integer >= 1"),
+    ("max_tokens", -1, "an integer >= 1"),
+    ("max_tokens", 64.0, "an integer >= 1"),
+    ("max_tokens", "64", "an integer >= 1"),
+    ("max_tokens", True, "an integer >= 1"),
+    ("name", 3, "a string"),
+    ("name", b"L1", "a string"),
+    ("name", ["L1"], "a string"),
+    ("points", math.inf, "a number >= 0"),
+    ("points", -math.inf, "a number >= 0"),
+    ("points", math.nan, "a number >= 0"),
+    ("points", 10**400, "a number >= 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "expected"),
+    BAD_MARK_VALUES,
+    ids=[
+        f"{argument}={value!r}" if len(repr(value)) < 15 else f"{argument}=10**400"
+        for argument, value, _ in BAD_MARK_VALUES
+    ],
+)
+def test_from_mark_rejects_values_that_would_fail_at_request_time(argument: str, value: object, expected: str) -> None:
+    """Caught at collection, naming the test, the argument and the value (not later, from httpcore)."""
+    with pytest.raises(SpecError) as info:
+        LevelSpec.from_mark((), {argument: value}, WHERE)
+    assert str(info.value).startswith(f"{WHERE}: level {argument} must be {expected}, got {value!r}")
+
+
+def test_from_mark_keeps_whole_seconds_and_large_token_counts() -> None:
+    spec = LevelSpec.from_mark((), {"timeout_s": 30, "max_tokens": 131072, "name": "L1"}, WHERE)
+    assert (spec.timeout_s, spec.max_tokens, spec.name) == (30.0, 131072, "L1")
+    assert isinstance(spec.timeout_s, float)
+
+
+_ANYTHING = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**400),
+    st.floats(),
+    st.text(max_size=5),
+    st.binary(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.complex_numbers(),
+    st.decimals(),
+    st.fractions(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kwargs=st.dictionaries(st.sampled_from(LEVEL_MARK_KWARGS), _ANYTHING, max_size=len(LEVEL_MARK_KWARGS)),
+    args=st.lists(_ANYTHING, max_size=2).map(tuple),
+)
+def test_any_mark_arguments_give_a_usable_spec_or_a_spec_error(kwargs: dict[str, object], args: tuple) -> None:
+    try:
+        spec = LevelSpec.from_mark(args, kwargs, WHERE)
+    except SpecError as exc:
+        assert str(exc).startswith(f"{WHERE}: ")
+        return
+    assert type(spec.points) is float and math.isfinite(spec.points) and spec.points >= 0
+    assert spec.name is None or type(spec.name) is str
+    assert spec.iterations is None or (type(spec.iterations) is int and spec.iterations >= 1)
+    assert spec.max_tokens is None or (type(spec.max_tokens) is int and spec.max_tokens >= 1)
+    assert spec.timeout_s is None or (type(spec.timeout_s) is float and 0 < spec.timeout_s <= 1e9)
 
 
 # -- scores -----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from result_builders import make_result, tiny_levels
 from pytest_quantgate import cli
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.render.markdown import PLOTS_HINT, md_table, write_report
+from pytest_quantgate.results import GateRecord, ResultFile
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -50,6 +51,20 @@ def test_report_without_baseline(run_dir, no_matplotlib) -> None:
     assert "| test_add3 | 15 | 5/15 | 33.3 % |" in text
     assert "| 15 | 85.0 | 85 |" in text  # iteration 15: test_add3 missed
     assert "## Recommendation" not in text and "## Caveats" not in text
+
+
+@pytest.mark.parametrize(
+    ("passed", "shown"),
+    [([False, False, True], "FAIL (2 of 3 gates failed)"), ([True, True], "PASS (2 gates)"), ([], "no gates")],
+)
+def test_the_tldr_says_how_many_gates_failed_as_the_terminal_does(run_dir, no_matplotlib, passed, shown) -> None:
+    result = ResultFile.model_validate_json((run_dir / "result.json").read_text(encoding="utf-8"))
+    gates = [GateRecord(id=f"score_mean>={i}", passed=p, observed=85.0, message="", source="option")
+             for i, p in enumerate(passed)]  # fmt: skip
+    (run_dir / "result.json").write_text(result.model_copy(update={"gates": gates}).model_dump_json(), "utf-8")
+    text = write_report(run_dir / "result.json").read_text(encoding="utf-8")
+    (tldr,) = [line for line in text.splitlines() if line.startswith("| tiny-q4_0 |")]
+    assert tldr.endswith(f"| {shown} |")
 
 
 def test_report_without_matplotlib_says_how_to_get_plots(run_dir, no_matplotlib) -> None:

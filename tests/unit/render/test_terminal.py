@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from result_builders import base, cand
 
 from pytest_quantgate.compare import result_aggregate
+from pytest_quantgate.gates import GateOutcome, parse_gate
 from pytest_quantgate.render.format import MINUS
-from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows, delta_row, render
+from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows, delta_row, render, verdict
 
 
 def cells(row: list[str]) -> dict[str, str]:
@@ -48,3 +50,21 @@ def test_two_presets_get_the_delta_row_and_the_level_table() -> None:
     assert f"{MINUS}10.0" in cells and "-" not in cells
     assert "per-level pass rates:" in lines
     assert any(line.startswith("test_add3") and line.endswith("15/15 100.0%   5/15  33.3%") for line in lines)
+
+
+def outcome(passed: bool) -> GateOutcome:
+    return GateOutcome(spec=parse_gate("score_mean >= 95"), preset="p", passed=passed, observed=90.0, message="")
+
+
+@pytest.mark.parametrize(
+    ("passed", "errors", "shown"),
+    [
+        ([False, False, True], 0, "FAIL (2 of 3 gates failed)"),  # "2/3 gates" read as "2 passed"
+        ([False, True], 4, "FAIL (1 of 2 gates failed)"),
+        ([True, True, True], 0, "PASS (3 gates)"),
+        ([True], 2, "ERROR (2 level runs)"),
+        ([], 0, "no gates"),
+    ],
+)
+def test_the_verdict_says_how_many_gates_failed(passed: list[bool], errors: int, shown: str) -> None:
+    assert verdict([outcome(p) for p in passed], errors) == shown
