@@ -7,6 +7,7 @@ Per request: client-side TTFT (first streamed token), wall time, token counts, a
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from pytest_quantgate.errors import ClientError
+from pytest_quantgate.errors import ClientError, ClientTimeoutError, ClientTransportError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -170,69 +171,92 @@ class Client:
         self, path: str, body: dict[str, Any], stream: bool | None, timeout_s: float | None, *, chat: bool
     ) -> Completion:
         stream = self.stream if stream is None else stream
-        timeout = httpx.Timeout(timeout_s or self.timeout_s, connect=10.0)
+        limit = timeout_s or self.timeout_s
+        deadline = time.perf_counter() + limit  # one deadline for the whole request, the retry included
         try:
-            return self._attempt(path, body, stream, timeout, chat=chat)
+            return self._attempt(path, body, stream, limit, deadline, chat=chat)
         except _NoResponse:
             # A kept-alive connection that llama-server closed before answering (seen intermittently after
             # streamed responses): nothing was generated for this request, so it goes once more, on a
             # fresh connection.
             pass
         try:
-            return self._attempt(path, body, stream, timeout, chat=chat)
+            return self._attempt(path, body, stream, limit, deadline, chat=chat)
         except _NoResponse as exc:
             if self._on_transport_error is not None:
                 self._on_transport_error()
-            raise ClientError(
+            raise ClientTransportError(
                 f"{path} on {self.base_url}: the server closed the connection without answering, twice"
             ) from exc.__cause__
 
     def _attempt(
-        self, path: str, body: dict[str, Any], stream: bool, timeout: httpx.Timeout, *, chat: bool
+        self, path: str, body: dict[str, Any], stream: bool, limit: float, deadline: float, *, chat: bool
     ) -> Completion:
         started = time.perf_counter()
+        remaining = deadline - started
         try:
+            if remaining <= 0:
+                raise _PastDeadline("before the request could be sent again")
+            # httpx's timeouts bound each read, not the request: the deadline is also checked as the body
+            # arrives, so a peer that keeps trickling bytes cannot hold the request open past it.
+            timeout = httpx.Timeout(remaining, connect=min(10.0, remaining))
             if stream:
                 body = body | {"stream": True, "stream_options": {"include_usage": True}}
-                with self._http.stream("POST", path, json=body, timeout=timeout) as response:
-                    self._raise_for_status(response, path)
-                    return self._read_stream(response, started, path, body, chat=chat)
-            response = self._http.post(path, json=body, timeout=timeout)
-            self._raise_for_status(response, path)
-            return self._read_whole(response, started, path, body, chat=chat)
+            with self._http.stream("POST", path, json=body, timeout=timeout) as response:
+                self._raise_for_status(response, path, deadline)
+                if stream:
+                    return self._read_stream(response, started, deadline, path, body, chat=chat)
+                return self._read_whole(response, started, deadline, path, body, chat=chat)
+        except _PastDeadline as exc:
+            raise self._timed_out(path, limit, deadline, str(exc)) from None
         except httpx.TimeoutException as exc:
-            raise ClientError(
-                f"{path} timed out after {time.perf_counter() - started:.1f} s "
-                f"(per-request timeout {timeout.read:g} s; raise request.timeout_s in the preset or the "
-                f"level mark's timeout_s if the model needs longer) [{type(exc).__name__}]"
-            ) from exc
+            raise self._timed_out(path, limit, deadline, type(exc).__name__) from exc
         except httpx.RemoteProtocolError as exc:
             if "without sending a response" in str(exc):
                 raise _NoResponse from exc
             if self._on_transport_error is not None:
                 self._on_transport_error()
-            raise ClientError(f"{path} on {self.base_url} failed: {exc!r}") from exc
+            raise ClientTransportError(f"{path} on {self.base_url} failed: {exc!r}") from exc
         except httpx.TransportError as exc:
             if self._on_transport_error is not None:
                 self._on_transport_error()
+            raise ClientTransportError(f"{path} on {self.base_url} failed: {exc!r}") from exc
+        except httpx.HTTPError as exc:  # a body that cannot be decoded, and the like: the answer is unusable
             raise ClientError(f"{path} on {self.base_url} failed: {exc!r}") from exc
 
-    def _raise_for_status(self, response: httpx.Response, path: str) -> None:
+    def _timed_out(self, path: str, limit: float, deadline: float, why: str) -> ClientTimeoutError:
+        elapsed = time.perf_counter() - (deadline - limit)
+        return ClientTimeoutError(
+            f"{path} on {self.base_url} timed out after {elapsed:.1f} s (timeout_s {limit:g} s bounds the "
+            f"whole request, the streamed answer included; raise request.timeout_s in the preset or the level "
+            f"mark's timeout_s if the model needs longer) [{why}]"
+        )
+
+    def _raise_for_status(self, response: httpx.Response, path: str, deadline: float) -> None:
         if response.status_code < 400:
             return
-        response.read()
-        excerpt = response.text[:500].strip()
+        text = _read_body(response, deadline).decode(response.encoding or "utf-8", errors="replace")
+        excerpt = text[:500].strip()
         raise ClientError(f"{path} answered HTTP {response.status_code}: {excerpt or '(empty body)'}")
 
     def _read_whole(
-        self, response: httpx.Response, started: float, path: str, body: dict[str, Any], *, chat: bool
+        self,
+        response: httpx.Response,
+        started: float,
+        deadline: float,
+        path: str,
+        body: dict[str, Any],
+        *,
+        chat: bool,
     ) -> Completion:
+        raw = _read_body(response, deadline)
         wall = time.perf_counter() - started
         try:
-            data = response.json()
+            data = json.loads(raw)
             choice = data["choices"][0]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ClientError(f"{path} returned a malformed response: {response.text[:300]!r}") from exc
+            text = raw[:300].decode("utf-8", errors="replace")
+            raise ClientError(f"{path} returned a malformed response: {text!r}") from exc
         if chat:
             message = choice.get("message") or {}
             content = message.get("content") or ""
@@ -253,7 +277,14 @@ class Client:
         )
 
     def _read_stream(
-        self, response: httpx.Response, started: float, path: str, body: dict[str, Any], *, chat: bool
+        self,
+        response: httpx.Response,
+        started: float,
+        deadline: float,
+        path: str,
+        body: dict[str, Any],
+        *,
+        chat: bool,
     ) -> Completion:
         content: list[str] = []
         reasoning: list[str] = []
@@ -261,7 +292,7 @@ class Client:
         finish: str | None = None
         usage: Mapping[str, Any] = {}
         timings: Timings | None = None
-        for event in _sse_events(response.iter_lines(), path):
+        for event in _sse_events(_lines(response, deadline), path):
             if "error" in event:
                 raise ClientError(f"{path} streamed an error: {json.dumps(event['error'])[:300]}")
             for choice in event.get("choices") or ():
@@ -297,6 +328,44 @@ class Client:
 
 class _NoResponse(Exception):
     """The connection closed before any response arrived (internal: the request is retried once)."""
+
+
+class _PastDeadline(Exception):
+    """The request's deadline passed while its answer was still arriving (internal: becomes a timeout)."""
+
+
+def _read_body(response: httpx.Response, deadline: float) -> bytes:
+    """The whole body, the deadline checked at every chunk."""
+    parts: list[bytes] = []
+    for chunk in response.iter_bytes():
+        if time.perf_counter() > deadline:
+            raise _PastDeadline(f"the answer was still arriving, {sum(len(part) for part in parts)} bytes so far")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(response: httpx.Response, deadline: float) -> Iterator[str]:
+    """The body's lines as SSE defines them (ended by CRLF, LF or CR), the deadline checked at every chunk.
+
+    Not ``Response.iter_lines``: it splits like ``str.splitlines``, also at U+2028, U+0085 and the like,
+    which a JSON string may carry unescaped, and would cut such an event in two. A CRLF split between two
+    chunks yields one extra blank line, which SSE ignores as the reader does.
+    """
+    pending = ""
+    for chunk in response.iter_text():
+        if time.perf_counter() > deadline:
+            raise _PastDeadline("the answer was still streaming")
+        if "\n" not in chunk and "\r" not in chunk:
+            pending += chunk
+            continue
+        lines = _EOL.split(pending + chunk)
+        pending = lines.pop()
+        yield from lines
+    if pending:
+        yield pending
 
 
 def _sse_events(lines: Iterator[str], path: str) -> Iterator[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Tests of pytest_quantgate.client: requests, SSE parsing and every error path.
 
-Most tests answer through ``httpx.MockTransport``; the real-socket failures (a stalled stream, a dropped
-connection, a refused port) go through the deliberately broken loopback peer of tests/peers.
+Most tests answer through ``httpx.MockTransport``; the real-socket failures (a stalled or trickling stream,
+a dropped or closed connection, a refused port) go through the deliberately broken loopback peer of
+tests/peers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from pytest_quantgate.client import Client, Completion, Timings
-from pytest_quantgate.errors import ClientError
+from pytest_quantgate.errors import ClientError, ClientTimeoutError, ClientTransportError
 from pytest_quantgate.server import free_port
 
 if TYPE_CHECKING:
@@ -181,6 +182,16 @@ def test_a_stream_without_done_ends_with_the_body() -> None:
     assert client.chat("hi").content == "ab"
 
 
+def test_line_separators_inside_a_token_do_not_split_its_event() -> None:
+    # JSON may carry U+2028, U+2029 and U+0085 unescaped (llama-server writes UTF-8 as is); SSE lines end
+    # only at CR, LF or CRLF, so the event stays whole. A CRLF cut between two reads is one line ending.
+    token = "a\u2028b\u2029c\x85d\x1ce"
+    event = f"data: {json.dumps(delta(content=token), ensure_ascii=False)}\r"
+    chunks = [event.encode(), b"\n\r\n", sse({"choices": [{"delta": {"content": "!"}, "finish_reason": "stop"}]})]
+    client, _ = client_for(lambda r: stream_response(iter(chunks)))
+    assert client.chat("hi").content == token + "!"
+
+
 def test_streamed_completion_reads_text() -> None:
     first, last = {"index": 0, "text": " 4"}, {"index": 0, "text": "2", "finish_reason": "stop"}
     body = sse({"choices": [first]}, {"choices": [last]})
@@ -251,11 +262,11 @@ def test_a_timeout_names_the_limit_and_what_to_raise(exc: type[httpx.TimeoutExce
         raise exc("timed out", request=request)
 
     client, _ = client_for(boom, timeout_s=30, on_transport_error=lambda: called.append(1))
-    with pytest.raises(ClientError) as info:
+    with pytest.raises(ClientTimeoutError) as info:
         client.chat("hi", timeout_s=5)
     message = str(info.value)
-    assert message.startswith("/v1/chat/completions timed out after ")
-    assert "per-request timeout 5 s" in message
+    assert message.startswith("/v1/chat/completions on http://model.test timed out after ")
+    assert "timeout_s 5 s bounds the whole request" in message
     assert "raise request.timeout_s in the preset or the level mark's timeout_s" in message
     assert f"[{exc.__name__}]" in message
     assert called == []  # a slow server is not a dead one
@@ -263,11 +274,11 @@ def test_a_timeout_names_the_limit_and_what_to_raise(exc: type[httpx.TimeoutExce
 
 def test_the_client_timeout_applies_when_the_call_sets_none() -> None:
     def boom(request: httpx.Request) -> httpx.Response:
-        assert request.extensions["timeout"]["read"] == 42
+        assert 41 < request.extensions["timeout"]["read"] <= 42  # what is left of the request's 42 s
         raise httpx.ReadTimeout("slow", request=request)
 
     client, _ = client_for(boom, timeout_s=42)
-    with pytest.raises(ClientError, match="per-request timeout 42 s"):
+    with pytest.raises(ClientTimeoutError, match="timeout_s 42 s bounds the whole request"):
         client.complete("hi")
 
 
@@ -278,7 +289,7 @@ def test_a_connection_error_calls_on_transport_error_then_raises() -> None:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
     client, _ = client_for(refuse, on_transport_error=lambda: called.append("dead?"))
-    with pytest.raises(ClientError, match=r"/v1/chat/completions on http://model\.test failed: ConnectError"):
+    with pytest.raises(ClientTransportError, match=r"/v1/chat/completions on http://model\.test failed: ConnectError"):
         client.chat("hi")
     assert called == ["dead?"]
 
@@ -368,9 +379,10 @@ def test_a_stalled_stream_times_out_with_the_limit_named(broken_peer: BrokenPeer
     ):
         client.chat("hi")
     assert time.monotonic() - started < 3
+    assert isinstance(info.value, ClientTimeoutError)
     message = str(info.value)
-    assert "timed out after" in message
-    assert "per-request timeout 0.3 s" in message
+    assert f"on {broken_peer.url('stall')} timed out after" in message
+    assert "timeout_s 0.3 s bounds the whole request" in message
     assert "[ReadTimeout]" in message
     assert called == []
 
@@ -379,11 +391,30 @@ def test_a_connection_dropped_mid_stream(broken_peer: BrokenPeer) -> None:
     called = []
     with (
         Client(broken_peer.url("drop"), timeout_s=5, on_transport_error=lambda: called.append(1)) as client,
-        pytest.raises(ClientError) as info,
+        pytest.raises(ClientTransportError) as info,
     ):
         client.chat("hi")
     assert "failed: RemoteProtocolError" in str(info.value)
     assert called == [1]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_trickling_peer_cannot_hold_a_request_past_its_timeout(broken_peer: BrokenPeer, stream: bool) -> None:
+    # Every read returns within TRICKLE_EVERY_S, so a per-read timeout never fires: only the deadline on
+    # the whole request ends this. Without it the call lasts TRICKLE_LIMIT_S (30 s).
+    called = []
+    started = time.monotonic()
+    with (
+        Client(broken_peer.url("trickle"), timeout_s=1, on_transport_error=lambda: called.append(1)) as client,
+        pytest.raises(ClientTimeoutError) as info,
+    ):
+        client.chat("hi", stream=stream)
+    assert time.monotonic() - started < 20
+    message = str(info.value)
+    assert f"/v1/chat/completions on {broken_peer.url('trickle')} timed out after " in message
+    assert "timeout_s 1 s bounds the whole request" in message
+    assert ("still streaming" if stream else "still arriving") in message
+    assert called == []  # a slow server is not a dead one
 
 
 def test_a_refused_connection_calls_on_transport_error() -> None:
