@@ -292,7 +292,26 @@ class Client:
         finish: str | None = None
         usage: Mapping[str, Any] = {}
         timings: Timings | None = None
-        for event in _sse_events(_lines(response, deadline), path):
+        events = 0
+        last = ""
+        done = False
+        for line in _lines(response, deadline):
+            if not line.startswith("data:"):
+                if line:
+                    last = line
+                continue  # blank lines, comments, event names, keep-alives
+            last = line
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                done = True
+                break
+            try:
+                event = json.loads(payload)
+            except ValueError as exc:
+                raise ClientError(f"{path} streamed a malformed event: {payload[:200]!r}") from exc
+            if not isinstance(event, dict):
+                raise ClientError(f"{path} streamed a non-object event: {payload[:200]!r}")
+            events += 1
             if "error" in event:
                 raise ClientError(f"{path} streamed an error: {json.dumps(event['error'])[:300]}")
             for choice in event.get("choices") or ():
@@ -312,6 +331,18 @@ class Client:
                 usage = event["usage"]
             if "timings" in event:
                 timings = Timings.parse(event["timings"])
+        if not done and finish is None:
+            # Neither `data: [DONE]` nor a finish_reason: the body ended mid-answer (a connection closed
+            # under a close-delimited body), so what arrived is a fragment, not the model's answer.
+            if self._on_transport_error is not None:
+                self._on_transport_error()
+            received = "".join(content)
+            raise ClientTransportError(
+                f"{path} on {self.base_url}: the stream ended before its end (no `data: [DONE]`, no "
+                f"finish_reason) after {events} event(s) and {len(received)} character(s) of content "
+                f"{received[:100]!r}; last line {last[:200]!r}. The connection was closed mid-answer: "
+                f"see the server's log"
+            )
         return Completion(
             content="".join(content),
             reasoning="".join(reasoning),
@@ -366,20 +397,3 @@ def _lines(response: httpx.Response, deadline: float) -> Iterator[str]:
         yield from lines
     if pending:
         yield pending
-
-
-def _sse_events(lines: Iterator[str], path: str) -> Iterator[dict[str, Any]]:
-    """Parse ``data: {...}`` lines until ``data: [DONE]`` (or the end of the body)."""
-    for line in lines:
-        if not line.startswith("data:"):
-            continue  # comments, event names, keep-alives
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            return
-        try:
-            event = json.loads(payload)
-        except ValueError as exc:
-            raise ClientError(f"{path} streamed a malformed event: {payload[:200]!r}") from exc
-        if not isinstance(event, dict):
-            raise ClientError(f"{path} streamed a non-object event: {payload[:200]!r}")
-        yield event

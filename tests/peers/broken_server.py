@@ -25,6 +25,14 @@ Modes:
     a stream whose second event is not JSON.
 ``drop``
     a stream whose connection is closed after the first chunk, without the end of the chunked body.
+``no-end``
+    a stream whose chunked body ends properly after the first chunk, with neither a ``finish_reason`` nor
+    ``data: [DONE]``: the answer stopped mid-way though the HTTP message looks complete.
+``http10``
+    a whole stream in an HTTP/1.0 response, its body delimited by closing the connection: the control
+    for ``http10-cut``.
+``http10-cut``
+    the same HTTP/1.0 close-delimited stream, closed after the first chunk: to HTTP the body is complete.
 ``trickle``
     a stream that sends its first chunk and then a ``: keep-alive`` comment every :data:`TRICKLE_EVERY_S`
     seconds; a request without ``stream`` gets a chunked JSON body whose leading whitespace trickles the
@@ -42,7 +50,7 @@ from typing import ClassVar
 
 MODES = (
     "ok", "status-500", "malformed-json", "stall", "malformed-event", "drop",
-    "trickle",
+    "no-end", "http10", "http10-cut", "trickle",
 )  # fmt: skip
 STALL_LIMIT_S = 5.0
 TRICKLE_EVERY_S = 0.2
@@ -90,10 +98,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             self._reply(200, json.dumps(_WHOLE).encode())
             return
+        if mode.startswith("http10"):
+            self._close_delimited(cut=mode == "http10-cut")
+            return
         self._start_chunked("text/event-stream")
         self._chunk(_event(_FIRST))
         if mode == "trickle":
             self._trickle(b": keep-alive\n\n")
+            return
+        if mode == "no-end":
+            self._chunk(b"")
             return
         if mode == "stall":
             self.server.stopping.wait(STALL_LIMIT_S)
@@ -125,6 +139,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(filler)
         except OSError:
             pass  # the client hung up: what the test wanted
+
+    def _close_delimited(self, *, cut: bool) -> None:
+        """An HTTP/1.0 response: no length, no chunks, the body ends when the connection closes."""
+        self.protocol_version = "HTTP/1.0"
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(_event(_FIRST))
+        if not cut:
+            self.wfile.write(_event(_SECOND) + b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def _reply(self, status: int, payload: bytes) -> None:
         self.send_response(status)

@@ -177,9 +177,42 @@ def test_the_stream_ends_at_done_and_ignores_comments_and_event_names() -> None:
     assert client.chat("hi").content == "a"
 
 
-def test_a_stream_without_done_ends_with_the_body() -> None:
-    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), delta(content="b"), done=False)))
-    assert client.chat("hi").content == "ab"
+def test_a_stream_with_a_finish_reason_but_without_done_ends_with_the_body() -> None:
+    last = {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "length"}]}
+    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), last, done=False)))
+    c = client.chat("hi")
+    assert (c.content, c.finish_reason) == ("ab", "length")
+
+
+def test_a_stream_with_done_but_without_a_finish_reason_is_an_answer() -> None:
+    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), delta(content="b"))))
+    c = client.chat("hi")
+    assert (c.content, c.finish_reason) == ("ab", None)
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_a_stream_that_ends_with_neither_done_nor_a_finish_reason_is_a_transport_error(chat: bool) -> None:
+    # The body ended mid-answer: "ab" is a fragment, not the model's answer, and must not be scored.
+    events = [delta(content="a"), delta(content="b")] if chat else [{"choices": [{"text": "a"}]}] * 2
+    called = []
+    client, _ = client_for(
+        lambda r: stream_response(sse(*events, done=False)), on_transport_error=lambda: called.append(1)
+    )
+    with pytest.raises(ClientTransportError) as info:
+        client.chat("hi") if chat else client.complete("hi")
+    message = str(info.value)
+    assert "on http://model.test: the stream ended before its end (no `data: [DONE]`, no finish_reason)" in message
+    assert "after 2 event(s) and 2 character(s) of content 'a" in message
+    assert called == [1]  # the server may have died: its owner gets to say so
+
+
+def test_an_empty_or_non_sse_stream_is_a_transport_error_quoting_the_last_line() -> None:
+    client, _ = client_for(lambda r: stream_response(b"<html>Bad Gateway</html>\n"))
+    with pytest.raises(ClientTransportError, match=r"after 0 event\(s\).*last line '<html>Bad Gateway</html>'"):
+        client.chat("hi")
+    client, _ = client_for(lambda r: stream_response(b""))
+    with pytest.raises(ClientTransportError, match=r"after 0 event\(s\) and 0 character\(s\)"):
+        client.chat("hi")
 
 
 def test_line_separators_inside_a_token_do_not_split_its_event() -> None:
@@ -415,6 +448,29 @@ def test_a_trickling_peer_cannot_hold_a_request_past_its_timeout(broken_peer: Br
     assert "timeout_s 1 s bounds the whole request" in message
     assert ("still streaming" if stream else "still arriving") in message
     assert called == []  # a slow server is not a dead one
+
+
+@pytest.mark.parametrize("mode", ["no-end", "http10-cut"])
+def test_a_stream_closed_mid_answer_is_a_transport_error(broken_peer: BrokenPeer, mode: str) -> None:
+    # To HTTP both bodies are complete (a final empty chunk; an HTTP/1.0 body ended by the close), yet the
+    # stream stopped after "Hel": no finish_reason, no [DONE].
+    called = []
+    with (
+        Client(broken_peer.url(mode), timeout_s=5, on_transport_error=lambda: called.append(1)) as client,
+        pytest.raises(ClientTransportError) as info,
+    ):
+        client.chat("hi")
+    message = str(info.value)
+    assert f"/v1/chat/completions on {broken_peer.url(mode)}: the stream ended before its end" in message
+    assert "after 1 event(s) and 3 character(s) of content 'Hel'" in message
+    assert called == [1]
+
+
+def test_a_whole_http10_stream_is_an_answer(broken_peer: BrokenPeer) -> None:
+    # The control: HTTP/1.0 is fine in itself.
+    with Client(broken_peer.url("http10"), timeout_s=5) as client:
+        c = client.chat("hi")
+    assert (c.content, c.finish_reason) == ("Hello", "stop")
 
 
 def test_a_refused_connection_calls_on_transport_error() -> None:
