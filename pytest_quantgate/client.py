@@ -204,8 +204,9 @@ class Client:
                 body = body | {"stream": True, "stream_options": {"include_usage": True}}
             with self._http.stream("POST", path, json=body, timeout=timeout) as response:
                 self._raise_for_status(response, path, deadline)
-                if stream:
+                if stream and not _is_json(response):
                     return self._read_stream(response, started, deadline, path, body, chat=chat)
+                # A plain JSON answer to a streamed request is read as the whole answer it is.
                 return self._read_whole(response, started, deadline, path, body, chat=chat)
         except _PastDeadline as exc:
             raise self._timed_out(path, limit, deadline, str(exc)) from None
@@ -253,28 +254,47 @@ class Client:
         wall = time.perf_counter() - started
         try:
             data = json.loads(raw)
-            choice = data["choices"][0]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            text = raw[:300].decode("utf-8", errors="replace")
-            raise ClientError(f"{path} returned a malformed response: {text!r}") from exc
-        if chat:
-            message = choice.get("message") or {}
-            content = message.get("content") or ""
-            reasoning = message.get("reasoning_content") or ""
-        else:
-            content, reasoning = choice.get("text") or "", ""
-        usage = data.get("usage") or {}
+        except (ValueError, RecursionError) as exc:
+            raise self._malformed(path, "not JSON", raw) from exc
+        try:
+            if not isinstance(data, dict):
+                raise _Malformed(f"a JSON {_kind(data)}, not an object")
+            if "error" in data:
+                raise ClientError(f"{path} on {self.base_url} answered an error: {_excerpt(data['error'])}")
+            choices = data.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise _Malformed(f"choices is {_excerpt(choices, 40)}, not a list of at least one choice")
+            choice = _object(choices[0], "choices[0]")
+            if chat:
+                message = choice.get("message")
+                if not isinstance(message, dict):
+                    raise _Malformed(f"choices[0].message is {_excerpt(message, 40)}, not an object")
+                content = _string(message.get("content"), "choices[0].message.content")  # null with tool calls
+                reasoning = _string(message.get("reasoning_content"), "choices[0].message.reasoning_content")
+            else:
+                text = choice.get("text")
+                if not isinstance(text, str):
+                    raise _Malformed(f"choices[0].text is {_excerpt(text, 40)}, not a string")
+                content, reasoning = text, ""
+            finish = _string(choice.get("finish_reason"), "choices[0].finish_reason") or None
+        except _Malformed as exc:
+            raise self._malformed(path, str(exc), raw) from None
+        usage = data.get("usage")
         return Completion(
             content=content,
             reasoning=reasoning,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish,
             wall_s=wall,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
+            prompt_tokens=_count(usage, "prompt_tokens"),
+            completion_tokens=_count(usage, "completion_tokens"),
             timings=Timings.parse(data.get("timings")),
             endpoint=path,
             request=body,
         )
+
+    def _malformed(self, path: str, what: str, raw: bytes) -> ClientError:
+        text = raw[:300].decode("utf-8", errors="replace")
+        return ClientError(f"{path} on {self.base_url} returned a malformed response ({what}): {text!r}")
 
     def _read_stream(
         self,
@@ -290,7 +310,7 @@ class Client:
         reasoning: list[str] = []
         ttft: float | None = None
         finish: str | None = None
-        usage: Mapping[str, Any] = {}
+        usage: object = None
         timings: Timings | None = None
         events = 0
         last = ""
@@ -307,26 +327,37 @@ class Client:
                 break
             try:
                 event = json.loads(payload)
-            except ValueError as exc:
-                raise ClientError(f"{path} streamed a malformed event: {payload[:200]!r}") from exc
-            if not isinstance(event, dict):
-                raise ClientError(f"{path} streamed a non-object event: {payload[:200]!r}")
+            except (ValueError, RecursionError) as exc:
+                raise ClientError(f"{path} on {self.base_url} streamed a malformed event: {payload[:200]!r}") from exc
             events += 1
-            if "error" in event:
-                raise ClientError(f"{path} streamed an error: {json.dumps(event['error'])[:300]}")
-            for choice in event.get("choices") or ():
-                if chat:
-                    delta = choice.get("delta") or {}
-                    piece, thought = delta.get("content"), delta.get("reasoning_content")
-                else:
-                    piece, thought = choice.get("text"), None
-                if (piece or thought) and ttft is None:
-                    ttft = time.perf_counter() - started
-                if piece:
-                    content.append(piece)
-                if thought:
-                    reasoning.append(thought)
-                finish = choice.get("finish_reason") or finish
+            try:
+                if not isinstance(event, dict):
+                    raise _Malformed(f"a JSON {_kind(event)}, not an object")
+                if "error" in event:
+                    raise ClientError(f"{path} on {self.base_url} streamed an error: {_excerpt(event['error'])}")
+                choices = event.get("choices")
+                if choices is not None and not isinstance(choices, list):
+                    raise _Malformed(f"choices is {_excerpt(choices, 40)}, not a list")
+                for choice in choices or ():
+                    if not isinstance(choice, dict):
+                        raise _Malformed(f"a choice is {_excerpt(choice, 40)}, not an object")
+                    if chat:
+                        delta = _object(choice.get("delta"), "delta")
+                        piece = _string(delta.get("content"), "delta.content")
+                        thought = _string(delta.get("reasoning_content"), "delta.reasoning_content")
+                    else:
+                        piece, thought = _string(choice.get("text"), "text"), ""
+                    if (piece or thought) and ttft is None:
+                        ttft = time.perf_counter() - started
+                    if piece:
+                        content.append(piece)
+                    if thought:
+                        reasoning.append(thought)
+                    finish = _string(choice.get("finish_reason"), "finish_reason") or finish
+            except _Malformed as exc:
+                raise ClientError(
+                    f"{path} on {self.base_url} streamed an event of the wrong shape ({exc}): {payload[:200]!r}"
+                ) from None
             if event.get("usage"):
                 usage = event["usage"]
             if "timings" in event:
@@ -349,8 +380,8 @@ class Client:
             finish_reason=finish,
             wall_s=time.perf_counter() - started,
             ttft_s=ttft,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
+            prompt_tokens=_count(usage, "prompt_tokens"),
+            completion_tokens=_count(usage, "completion_tokens"),
             timings=timings,
             endpoint=path,
             request=body,
@@ -363,6 +394,15 @@ class _NoResponse(Exception):
 
 class _PastDeadline(Exception):
     """The request's deadline passed while its answer was still arriving (internal: becomes a timeout)."""
+
+
+class _Malformed(Exception):
+    """An answer of the wrong shape; the message says what was wrong (internal: becomes a ClientError)."""
+
+
+def _is_json(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
 def _read_body(response: httpx.Response, deadline: float) -> bytes:
@@ -397,3 +437,36 @@ def _lines(response: httpx.Response, deadline: float) -> Iterator[str]:
         yield from lines
     if pending:
         yield pending
+
+
+def _object(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where} is {_excerpt(value, 40)}, not an object")
+    return value
+
+
+def _string(value: object, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Malformed(f"{where} is {_excerpt(value, 40)}, not a string")
+    return value
+
+
+def _count(usage: object, name: str) -> int | None:
+    """A token count from ``usage``; anything but a whole number reads as absent, as in Timings."""
+    if not isinstance(usage, dict):
+        return None
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _kind(value: object) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _excerpt(value: object, limit: int = 300) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -38,6 +38,8 @@ Modes:
     seconds; a request without ``stream`` gets a chunked JSON body whose leading whitespace trickles the
     same way. Each read is quick, so only a deadline on the whole request ends it. Bounded: it gives up
     after :data:`TRICKLE_LIMIT_S` seconds (or at once when the peer stops) by dropping the connection.
+``json-for-stream``
+    a plain ``application/json`` answer (the whole message) even to a streamed request.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from typing import ClassVar
 
 MODES = (
     "ok", "status-500", "malformed-json", "stall", "malformed-event", "drop",
-    "no-end", "http10", "http10-cut", "trickle",
+    "no-end", "http10", "http10-cut", "trickle", "json-for-stream",
 )  # fmt: skip
 STALL_LIMIT_S = 5.0
 TRICKLE_EVERY_S = 0.2
@@ -95,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._start_chunked("application/json")
             self._trickle(b" ")
             return
-        if not body.get("stream"):
+        if mode == "json-for-stream" or not body.get("stream"):
             self._reply(200, json.dumps(_WHOLE).encode())
             return
         if mode.startswith("http10"):

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_quantgate.client import Client, Completion, Timings
-from pytest_quantgate.errors import ClientError, ClientTimeoutError, ClientTransportError
+from pytest_quantgate.errors import ClientError, ClientTimeoutError, ClientTransportError, QuantgateError
 from pytest_quantgate.server import free_port
 
 if TYPE_CHECKING:
@@ -225,6 +227,14 @@ def test_line_separators_inside_a_token_do_not_split_its_event() -> None:
     assert client.chat("hi").content == token + "!"
 
 
+def test_a_json_answer_to_a_streamed_request_is_read_whole() -> None:
+    answer = {"choices": [{"message": {"content": "7"}, "finish_reason": "stop"}], "usage": {"completion_tokens": 1}}
+    client, rec = client_for(lambda r: httpx.Response(200, json=answer))
+    c = client.chat("hi")
+    assert rec.body["stream"] is True
+    assert (c.content, c.finish_reason, c.completion_tokens, c.ttft_s) == ("7", "stop", 1, None)
+
+
 def test_streamed_completion_reads_text() -> None:
     first, last = {"index": 0, "text": " 4"}, {"index": 0, "text": "2", "finish_reason": "stop"}
     body = sse({"choices": [first]}, {"choices": [last]})
@@ -259,13 +269,54 @@ def test_an_http_error_with_a_huge_or_empty_body() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"<html>Bad Gateway</html>", b'{"choices": []}', b'{"object": "chat.completion"}', b"[1, 2]", b"null"]
+    ("body", "what"),
+    [
+        (b"<html>Bad Gateway</html>", "not JSON"),
+        (b'{"choices": []}', "choices is [], not a list of at least one choice"),
+        (b'{"object": "chat.completion"}', "choices is null, not a list of at least one choice"),
+        (b'{"choices": {"message": {}}}', 'choices is {"message": {}}, not a list of at least one choice'),
+        (b"[1, 2]", "a JSON list, not an object"),
+        (b"null", "a JSON null, not an object"),
+        (b'"7"', "a JSON string, not an object"),
+        (b'{"choices": [1]}', "choices[0] is 1, not an object"),
+        (b'{"choices": [{"text": "7"}]}', "choices[0].message is null, not an object"),
+        (b'{"choices": [{"message": 3}]}', "choices[0].message is 3, not an object"),
+        (b'{"choices": [{"message": "7"}]}', 'choices[0].message is "7", not an object'),
+        (b'{"choices": [{"message": {"content": ["7"]}}]}', 'choices[0].message.content is ["7"], not a string'),
+        (b'{"choices": [{"message": {"reasoning_content": 1}}]}', "reasoning_content is 1, not a string"),
+        (b'{"choices": [{"message": {}, "finish_reason": 0}]}', "choices[0].finish_reason is 0, not a string"),
+    ],
 )
-def test_a_malformed_answer_is_a_client_error_quoting_it(body: bytes) -> None:
+def test_a_malformed_answer_is_a_client_error_naming_the_url_and_what_is_wrong(body: bytes, what: str) -> None:
     client, _ = client_for(lambda r: httpx.Response(200, content=body))
-    with pytest.raises(ClientError, match="/v1/chat/completions returned a malformed response: ") as info:
+    with pytest.raises(ClientError) as info:
         client.chat("hi", stream=False)
-    assert body.decode()[:20] in str(info.value)
+    message = str(info.value)
+    assert message.startswith("/v1/chat/completions on http://model.test returned a malformed response (")
+    assert what in message
+    assert body.decode()[:20] in message
+    assert not isinstance(info.value, ClientTransportError)  # the server answered: not a broken connection
+
+
+@pytest.mark.parametrize(("choice", "what"), [({"text": 42}, "is 42"), ({"message": {"content": "7"}}, "is null")])
+def test_a_completion_whose_text_is_not_a_string_is_a_client_error(choice: dict[str, Any], what: str) -> None:
+    client, _ = client_for(lambda r: httpx.Response(200, json={"choices": [choice]}))
+    with pytest.raises(ClientError, match=rf"/v1/completions on http://model\.test .*choices\[0\]\.text {what}, not a"):
+        client.complete("hi", stream=False)
+
+
+def test_an_error_object_with_status_200_is_a_client_error_quoting_it() -> None:
+    client, _ = client_for(lambda r: httpx.Response(200, json={"error": {"message": "context full"}}))
+    with pytest.raises(ClientError, match=r"on http://model\.test answered an error: .*context full"):
+        client.chat("hi", stream=False)
+
+
+def test_usage_that_is_not_a_count_reads_as_absent() -> None:
+    answer = {"choices": [{"message": {"content": "7"}}], "usage": {"prompt_tokens": "12", "completion_tokens": True}}
+    client, _ = client_for(lambda r: httpx.Response(200, json=answer), stream=False)
+    assert (client.chat("hi").prompt_tokens, client.chat("hi").completion_tokens) == (None, None)
+    client, _ = client_for(lambda r: httpx.Response(200, json=answer | {"usage": [3]}), stream=False)
+    assert client.chat("hi").prompt_tokens is None
 
 
 def test_a_malformed_sse_event_is_a_client_error_quoting_it() -> None:
@@ -274,16 +325,36 @@ def test_a_malformed_sse_event_is_a_client_error_quoting_it() -> None:
         client.chat("hi")
 
 
-def test_a_non_object_sse_event_is_a_client_error() -> None:
-    client, _ = client_for(lambda r: stream_response(sse("[1, 2]")))
-    with pytest.raises(ClientError, match=r"streamed a non-object event: '\[1, 2\]'"):
+@pytest.mark.parametrize(
+    ("event", "what"),
+    [
+        ("[1, 2]", "a JSON list, not an object"),
+        ("7", "a JSON number, not an object"),
+        ('{"choices": 1}', "choices is 1, not a list"),
+        ('{"choices": [1]}', "a choice is 1, not an object"),
+        ('{"choices": [{"delta": 3}]}', "delta is 3, not an object"),
+        ('{"choices": [{"delta": {"content": 5}}]}', "delta.content is 5, not a string"),
+        ('{"choices": [{"delta": {"reasoning_content": {}}}]}', "delta.reasoning_content is {}, not a string"),
+        ('{"choices": [{"delta": {}, "finish_reason": []}]}', "finish_reason is [], not a string"),
+    ],
+)
+def test_a_sse_event_of_the_wrong_shape_is_a_client_error_naming_what_is_wrong(event: str, what: str) -> None:
+    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), event)))
+    with pytest.raises(ClientError) as info:
         client.chat("hi")
+    message = str(info.value)
+    assert message.startswith("/v1/chat/completions on http://model.test streamed an event of the wrong shape (")
+    assert what in message
+    assert repr(event) in message
 
 
 def test_a_streamed_error_event_is_a_client_error() -> None:
     error = {"error": {"code": 400, "message": "the request exceeds the available context size", "type": "x"}}
     client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), error)))
-    with pytest.raises(ClientError, match=r"/v1/chat/completions streamed an error: .*exceeds the available context"):
+    with pytest.raises(
+        ClientError,
+        match=r"/v1/chat/completions on http://model\.test streamed an error: .*exceeds the available context",
+    ):
         client.chat("hi")
 
 
@@ -466,11 +537,15 @@ def test_a_stream_closed_mid_answer_is_a_transport_error(broken_peer: BrokenPeer
     assert called == [1]
 
 
-def test_a_whole_http10_stream_is_an_answer(broken_peer: BrokenPeer) -> None:
-    # The control: HTTP/1.0 is fine in itself.
+def test_a_whole_http10_stream_and_a_json_answer_to_a_stream_are_answers(broken_peer: BrokenPeer) -> None:
+    # The controls: HTTP/1.0 and a plain JSON body are fine in themselves.
     with Client(broken_peer.url("http10"), timeout_s=5) as client:
         c = client.chat("hi")
     assert (c.content, c.finish_reason) == ("Hello", "stop")
+    with Client(broken_peer.url("json-for-stream"), timeout_s=5) as client:
+        c = client.chat("hi")
+    assert (c.content, c.finish_reason, c.completion_tokens) == ("Hello", "stop", 2)
+    assert broken_peer.requests[-1][2]["stream"] is True
 
 
 def test_a_refused_connection_calls_on_transport_error() -> None:
@@ -491,3 +566,52 @@ def test_the_peer_received_what_the_client_sent(broken_peer: BrokenPeer) -> None
     assert (mode, path) == ("ok", "/v1/completions")
     assert body == {"temperature": 0.0, "max_tokens": 8, "prompt": "2 + 2 =", "stream": True,
                     "stream_options": {"include_usage": True}}  # fmt: skip
+
+
+# -- properties: any JSON from the server ends in an answer or in the project's own error ------------------
+
+KEYS = st.sampled_from(
+    ["choices", "message", "delta", "content", "reasoning_content", "text", "finish_reason", "usage",
+     "prompt_tokens", "completion_tokens", "timings", "error", "index", "role"]
+)  # fmt: skip
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+# Near the expected shape too, so the deeper fields get their share of junk.
+CHOICE = st.dictionaries(KEYS, JSON | st.dictionaries(KEYS, JSON, max_size=3), max_size=4)
+ANSWER = JSON | st.dictionaries(KEYS, st.lists(CHOICE, max_size=2) | JSON, max_size=4)
+
+
+def assert_well_typed(c: Completion) -> None:
+    assert isinstance(c.content, str) and isinstance(c.reasoning, str)
+    assert c.finish_reason is None or isinstance(c.finish_reason, str)
+    for count in (c.prompt_tokens, c.completion_tokens):
+        assert count is None or (isinstance(count, int) and not isinstance(count, bool))
+    assert c.timings is None or isinstance(c.timings, Timings)
+
+
+def ask(client: Client, chat: bool, stream: bool) -> None:
+    try:
+        c = client.chat("hi", stream=stream) if chat else client.complete("hi", stream=stream)
+    except QuantgateError:
+        return
+    assert_well_typed(c)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=ANSWER, chat=st.booleans())
+def test_any_json_body_is_an_answer_or_a_quantgate_error(value: object, chat: bool) -> None:
+    body = json.dumps(value).encode()
+    client, _ = client_for(lambda r: httpx.Response(200, headers={"content-type": "application/json"}, content=body))
+    ask(client, chat, stream=False)
+    ask(client, chat, stream=True)  # the same JSON answering a streamed request
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(ANSWER, max_size=4), done=st.booleans(), chat=st.booleans())
+def test_any_json_events_are_an_answer_or_a_quantgate_error(events: list[object], done: bool, chat: bool) -> None:
+    body = sse(*(json.dumps(e) for e in events), done=done)
+    client, _ = client_for(lambda r: stream_response(body))
+    ask(client, chat, stream=True)
