@@ -7,6 +7,7 @@ Per request: client-side TTFT (first streamed token), wall time, token counts, a
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from pytest_quantgate.errors import ClientError
+from pytest_quantgate.errors import ClientError, ClientTimeoutError, ClientTransportError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -170,125 +171,217 @@ class Client:
         self, path: str, body: dict[str, Any], stream: bool | None, timeout_s: float | None, *, chat: bool
     ) -> Completion:
         stream = self.stream if stream is None else stream
-        timeout = httpx.Timeout(timeout_s or self.timeout_s, connect=10.0)
+        limit = timeout_s or self.timeout_s
+        deadline = time.perf_counter() + limit  # one deadline for the whole request, the retry included
         try:
-            return self._attempt(path, body, stream, timeout, chat=chat)
+            return self._attempt(path, body, stream, limit, deadline, chat=chat)
         except _NoResponse:
             # A kept-alive connection that llama-server closed before answering (seen intermittently after
             # streamed responses): nothing was generated for this request, so it goes once more, on a
             # fresh connection.
             pass
         try:
-            return self._attempt(path, body, stream, timeout, chat=chat)
+            return self._attempt(path, body, stream, limit, deadline, chat=chat)
         except _NoResponse as exc:
             if self._on_transport_error is not None:
                 self._on_transport_error()
-            raise ClientError(
+            raise ClientTransportError(
                 f"{path} on {self.base_url}: the server closed the connection without answering, twice"
             ) from exc.__cause__
 
     def _attempt(
-        self, path: str, body: dict[str, Any], stream: bool, timeout: httpx.Timeout, *, chat: bool
+        self, path: str, body: dict[str, Any], stream: bool, limit: float, deadline: float, *, chat: bool
     ) -> Completion:
         started = time.perf_counter()
+        remaining = deadline - started
         try:
+            if remaining <= 0:
+                raise _PastDeadline("before the request could be sent again")
+            # httpx's timeouts bound each read, not the request: the deadline is also checked as the body
+            # arrives, so a peer that keeps trickling bytes cannot hold the request open past it.
+            timeout = httpx.Timeout(remaining, connect=min(10.0, remaining))
             if stream:
                 body = body | {"stream": True, "stream_options": {"include_usage": True}}
-                with self._http.stream("POST", path, json=body, timeout=timeout) as response:
-                    self._raise_for_status(response, path)
-                    return self._read_stream(response, started, path, body, chat=chat)
-            response = self._http.post(path, json=body, timeout=timeout)
-            self._raise_for_status(response, path)
-            return self._read_whole(response, started, path, body, chat=chat)
+            with self._http.stream("POST", path, json=body, timeout=timeout) as response:
+                self._raise_for_status(response, path, deadline)
+                if stream and not _is_json(response):
+                    return self._read_stream(response, started, deadline, path, body, chat=chat)
+                # A plain JSON answer to a streamed request is read as the whole answer it is.
+                return self._read_whole(response, started, deadline, path, body, chat=chat)
+        except _PastDeadline as exc:
+            raise self._timed_out(path, limit, deadline, str(exc)) from None
         except httpx.TimeoutException as exc:
-            raise ClientError(
-                f"{path} timed out after {time.perf_counter() - started:.1f} s "
-                f"(per-request timeout {timeout.read:g} s; raise request.timeout_s in the preset or the "
-                f"level mark's timeout_s if the model needs longer) [{type(exc).__name__}]"
-            ) from exc
+            raise self._timed_out(path, limit, deadline, type(exc).__name__) from exc
         except httpx.RemoteProtocolError as exc:
             if "without sending a response" in str(exc):
                 raise _NoResponse from exc
             if self._on_transport_error is not None:
                 self._on_transport_error()
-            raise ClientError(f"{path} on {self.base_url} failed: {exc!r}") from exc
+            raise ClientTransportError(f"{path} on {self.base_url} failed: {exc!r}") from exc
         except httpx.TransportError as exc:
             if self._on_transport_error is not None:
                 self._on_transport_error()
+            raise ClientTransportError(f"{path} on {self.base_url} failed: {exc!r}") from exc
+        except httpx.HTTPError as exc:  # a body that cannot be decoded, and the like: the answer is unusable
             raise ClientError(f"{path} on {self.base_url} failed: {exc!r}") from exc
 
-    def _raise_for_status(self, response: httpx.Response, path: str) -> None:
+    def _timed_out(self, path: str, limit: float, deadline: float, why: str) -> ClientTimeoutError:
+        elapsed = time.perf_counter() - (deadline - limit)
+        return ClientTimeoutError(
+            f"{path} on {self.base_url} timed out after {elapsed:.1f} s (timeout_s {limit:g} s bounds the "
+            f"whole request, the streamed answer included; raise request.timeout_s in the preset or the level "
+            f"mark's timeout_s if the model needs longer) [{why}]"
+        )
+
+    def _raise_for_status(self, response: httpx.Response, path: str, deadline: float) -> None:
         if response.status_code < 400:
             return
-        response.read()
-        excerpt = response.text[:500].strip()
+        text = _read_body(response, deadline).decode(response.encoding or "utf-8", errors="replace")
+        excerpt = text[:500].strip()
         raise ClientError(f"{path} answered HTTP {response.status_code}: {excerpt or '(empty body)'}")
 
     def _read_whole(
-        self, response: httpx.Response, started: float, path: str, body: dict[str, Any], *, chat: bool
+        self,
+        response: httpx.Response,
+        started: float,
+        deadline: float,
+        path: str,
+        body: dict[str, Any],
+        *,
+        chat: bool,
     ) -> Completion:
+        raw = _read_body(response, deadline)
         wall = time.perf_counter() - started
         try:
-            data = response.json()
-            choice = data["choices"][0]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ClientError(f"{path} returned a malformed response: {response.text[:300]!r}") from exc
-        if chat:
-            message = choice.get("message") or {}
-            content = message.get("content") or ""
-            reasoning = message.get("reasoning_content") or ""
-        else:
-            content, reasoning = choice.get("text") or "", ""
-        usage = data.get("usage") or {}
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise self._malformed(path, "not JSON", raw) from exc
+        try:
+            if not isinstance(data, dict):
+                raise _Malformed(f"a JSON {_kind(data)}, not an object")
+            if "error" in data:
+                raise ClientError(f"{path} on {self.base_url} answered an error: {_excerpt(data['error'])}")
+            choices = data.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise _Malformed(f"choices is {_excerpt(choices, 40)}, not a list of at least one choice")
+            choice = _object(choices[0], "choices[0]")
+            if chat:
+                message = choice.get("message")
+                if not isinstance(message, dict):
+                    raise _Malformed(f"choices[0].message is {_excerpt(message, 40)}, not an object")
+                content = _string(message.get("content"), "choices[0].message.content")  # null with tool calls
+                reasoning = _string(message.get("reasoning_content"), "choices[0].message.reasoning_content")
+            else:
+                text = choice.get("text")
+                if not isinstance(text, str):
+                    raise _Malformed(f"choices[0].text is {_excerpt(text, 40)}, not a string")
+                content, reasoning = text, ""
+            finish = _string(choice.get("finish_reason"), "choices[0].finish_reason") or None
+        except _Malformed as exc:
+            raise self._malformed(path, str(exc), raw) from None
+        usage = data.get("usage")
         return Completion(
             content=content,
             reasoning=reasoning,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish,
             wall_s=wall,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
+            prompt_tokens=_count(usage, "prompt_tokens"),
+            completion_tokens=_count(usage, "completion_tokens"),
             timings=Timings.parse(data.get("timings")),
             endpoint=path,
             request=body,
         )
 
+    def _malformed(self, path: str, what: str, raw: bytes) -> ClientError:
+        text = raw[:300].decode("utf-8", errors="replace")
+        return ClientError(f"{path} on {self.base_url} returned a malformed response ({what}): {text!r}")
+
     def _read_stream(
-        self, response: httpx.Response, started: float, path: str, body: dict[str, Any], *, chat: bool
+        self,
+        response: httpx.Response,
+        started: float,
+        deadline: float,
+        path: str,
+        body: dict[str, Any],
+        *,
+        chat: bool,
     ) -> Completion:
         content: list[str] = []
         reasoning: list[str] = []
         ttft: float | None = None
         finish: str | None = None
-        usage: Mapping[str, Any] = {}
+        usage: object = None
         timings: Timings | None = None
-        for event in _sse_events(response.iter_lines(), path):
-            if "error" in event:
-                raise ClientError(f"{path} streamed an error: {json.dumps(event['error'])[:300]}")
-            for choice in event.get("choices") or ():
-                if chat:
-                    delta = choice.get("delta") or {}
-                    piece, thought = delta.get("content"), delta.get("reasoning_content")
-                else:
-                    piece, thought = choice.get("text"), None
-                if (piece or thought) and ttft is None:
-                    ttft = time.perf_counter() - started
-                if piece:
-                    content.append(piece)
-                if thought:
-                    reasoning.append(thought)
-                finish = choice.get("finish_reason") or finish
+        events = 0
+        last = ""
+        done = False
+        for line in _lines(response, deadline):
+            if not line.startswith("data:"):
+                if line:
+                    last = line
+                continue  # blank lines, comments, event names, keep-alives
+            last = line
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                done = True
+                break
+            try:
+                event = json.loads(payload)
+            except (ValueError, RecursionError) as exc:
+                raise ClientError(f"{path} on {self.base_url} streamed a malformed event: {payload[:200]!r}") from exc
+            events += 1
+            try:
+                if not isinstance(event, dict):
+                    raise _Malformed(f"a JSON {_kind(event)}, not an object")
+                if "error" in event:
+                    raise ClientError(f"{path} on {self.base_url} streamed an error: {_excerpt(event['error'])}")
+                choices = event.get("choices")
+                if choices is not None and not isinstance(choices, list):
+                    raise _Malformed(f"choices is {_excerpt(choices, 40)}, not a list")
+                for choice in choices or ():
+                    if not isinstance(choice, dict):
+                        raise _Malformed(f"a choice is {_excerpt(choice, 40)}, not an object")
+                    if chat:
+                        delta = _object(choice.get("delta"), "delta")
+                        piece = _string(delta.get("content"), "delta.content")
+                        thought = _string(delta.get("reasoning_content"), "delta.reasoning_content")
+                    else:
+                        piece, thought = _string(choice.get("text"), "text"), ""
+                    if (piece or thought) and ttft is None:
+                        ttft = time.perf_counter() - started
+                    if piece:
+                        content.append(piece)
+                    if thought:
+                        reasoning.append(thought)
+                    finish = _string(choice.get("finish_reason"), "finish_reason") or finish
+            except _Malformed as exc:
+                raise ClientError(
+                    f"{path} on {self.base_url} streamed an event of the wrong shape ({exc}): {payload[:200]!r}"
+                ) from None
             if event.get("usage"):
                 usage = event["usage"]
             if "timings" in event:
                 timings = Timings.parse(event["timings"])
+        if not done and finish is None:
+            # Neither `data: [DONE]` nor a finish_reason: the body ended mid-answer (a connection closed
+            # under a close-delimited body), so what arrived is a fragment, not the model's answer.
+            if self._on_transport_error is not None:
+                self._on_transport_error()
+            received = "".join(content)
+            raise ClientTransportError(
+                f"{path} on {self.base_url}: the stream ended before its end (no `data: [DONE]`, no "
+                f"finish_reason) after {events} event(s) and {len(received)} character(s) of content "
+                f"{received[:100]!r}; last line {last[:200]!r}. The connection was closed mid-answer: "
+                f"see the server's log"
+            )
         return Completion(
             content="".join(content),
             reasoning="".join(reasoning),
             finish_reason=finish,
             wall_s=time.perf_counter() - started,
             ttft_s=ttft,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
+            prompt_tokens=_count(usage, "prompt_tokens"),
+            completion_tokens=_count(usage, "completion_tokens"),
             timings=timings,
             endpoint=path,
             request=body,
@@ -299,18 +392,81 @@ class _NoResponse(Exception):
     """The connection closed before any response arrived (internal: the request is retried once)."""
 
 
-def _sse_events(lines: Iterator[str], path: str) -> Iterator[dict[str, Any]]:
-    """Parse ``data: {...}`` lines until ``data: [DONE]`` (or the end of the body)."""
-    for line in lines:
-        if not line.startswith("data:"):
-            continue  # comments, event names, keep-alives
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            return
-        try:
-            event = json.loads(payload)
-        except ValueError as exc:
-            raise ClientError(f"{path} streamed a malformed event: {payload[:200]!r}") from exc
-        if not isinstance(event, dict):
-            raise ClientError(f"{path} streamed a non-object event: {payload[:200]!r}")
-        yield event
+class _PastDeadline(Exception):
+    """The request's deadline passed while its answer was still arriving (internal: becomes a timeout)."""
+
+
+class _Malformed(Exception):
+    """An answer of the wrong shape; the message says what was wrong (internal: becomes a ClientError)."""
+
+
+def _is_json(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.partition(";")[0].strip().lower() == "application/json"
+
+
+def _read_body(response: httpx.Response, deadline: float) -> bytes:
+    """The whole body, the deadline checked at every chunk."""
+    parts: list[bytes] = []
+    for chunk in response.iter_bytes():
+        if time.perf_counter() > deadline:
+            raise _PastDeadline(f"the answer was still arriving, {sum(len(part) for part in parts)} bytes so far")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(response: httpx.Response, deadline: float) -> Iterator[str]:
+    """The body's lines as SSE defines them (ended by CRLF, LF or CR), the deadline checked at every chunk.
+
+    Not ``Response.iter_lines``: it splits like ``str.splitlines``, also at U+2028, U+0085 and the like,
+    which a JSON string may carry unescaped, and would cut such an event in two. A CRLF split between two
+    chunks yields one extra blank line, which SSE ignores as the reader does.
+    """
+    pending = ""
+    for chunk in response.iter_text():
+        if time.perf_counter() > deadline:
+            raise _PastDeadline("the answer was still streaming")
+        if "\n" not in chunk and "\r" not in chunk:
+            pending += chunk
+            continue
+        lines = _EOL.split(pending + chunk)
+        pending = lines.pop()
+        yield from lines
+    if pending:
+        yield pending
+
+
+def _object(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where} is {_excerpt(value, 40)}, not an object")
+    return value
+
+
+def _string(value: object, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Malformed(f"{where} is {_excerpt(value, 40)}, not a string")
+    return value
+
+
+def _count(usage: object, name: str) -> int | None:
+    """A token count from ``usage``; anything but a whole number reads as absent, as in Timings."""
+    if not isinstance(usage, dict):
+        return None
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _kind(value: object) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _excerpt(value: object, limit: int = 300) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

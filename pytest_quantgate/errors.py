@@ -32,7 +32,18 @@ class ServerDiedError(ServerError):
 
 
 class ClientError(QuantgateError):
-    """A request failed: HTTP error status, malformed response, timeout."""
+    """A request failed: HTTP error status, a malformed answer or one of the wrong shape, or a
+    :class:`ClientTransportError`."""
+
+
+class ClientTransportError(ClientError):
+    """The exchange with the server broke off, so there is no answer to judge: the connection was refused
+    or dropped, or a stream ended before its end (no ``data: [DONE]`` and no ``finish_reason``)."""
+
+
+class ClientTimeoutError(ClientTransportError):
+    """A request ran past its ``timeout_s``, which bounds the whole request: connecting, waiting for the
+    answer and reading all of it, streamed or not. The server may still be busy with it."""
 
 
 class SpecError(QuantgateError):

@@ -25,17 +25,38 @@ Modes:
     a stream whose second event is not JSON.
 ``drop``
     a stream whose connection is closed after the first chunk, without the end of the chunked body.
+``no-end``
+    a stream whose chunked body ends properly after the first chunk, with neither a ``finish_reason`` nor
+    ``data: [DONE]``: the answer stopped mid-way though the HTTP message looks complete.
+``http10``
+    a whole stream in an HTTP/1.0 response, its body delimited by closing the connection: the control
+    for ``http10-cut``.
+``http10-cut``
+    the same HTTP/1.0 close-delimited stream, closed after the first chunk: to HTTP the body is complete.
+``trickle``
+    a stream that sends its first chunk and then a ``: keep-alive`` comment every :data:`TRICKLE_EVERY_S`
+    seconds; a request without ``stream`` gets a chunked JSON body whose leading whitespace trickles the
+    same way. Each read is quick, so only a deadline on the whole request ends it. Bounded: it gives up
+    after :data:`TRICKLE_LIMIT_S` seconds (or at once when the peer stops) by dropping the connection.
+``json-for-stream``
+    a plain ``application/json`` answer (the whole message) even to a streamed request.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-MODES = ("ok", "status-500", "malformed-json", "stall", "malformed-event", "drop")
+MODES = (
+    "ok", "status-500", "malformed-json", "stall", "malformed-event", "drop",
+    "no-end", "http10", "http10-cut", "trickle", "json-for-stream",
+)  # fmt: skip
 STALL_LIMIT_S = 5.0
+TRICKLE_EVERY_S = 0.2
+TRICKLE_LIMIT_S = 30.0
 
 _FIRST = {"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}
 _SECOND = {"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]}
@@ -72,14 +93,24 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "malformed-json":
             self._reply(200, b'{"choices": [{"index": 0, "message": {"content": "Hel')
             return
-        if not body.get("stream"):
+        if mode == "trickle" and not body.get("stream"):
+            self._start_chunked("application/json")
+            self._trickle(b" ")
+            return
+        if mode == "json-for-stream" or not body.get("stream"):
             self._reply(200, json.dumps(_WHOLE).encode())
             return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        if mode.startswith("http10"):
+            self._close_delimited(cut=mode == "http10-cut")
+            return
+        self._start_chunked("text/event-stream")
         self._chunk(_event(_FIRST))
+        if mode == "trickle":
+            self._trickle(b": keep-alive\n\n")
+            return
+        if mode == "no-end":
+            self._chunk(b"")
+            return
         if mode == "stall":
             self.server.stopping.wait(STALL_LIMIT_S)
             self.close_connection = True
@@ -93,6 +124,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(_event(_SECOND))
         self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")
+
+    def _start_chunked(self, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _trickle(self, filler: bytes) -> None:
+        """Send ``filler`` every TRICKLE_EVERY_S until the client goes, the peer stops or the limit passes;
+        then drop the connection without ending the body."""
+        self.close_connection = True
+        deadline = time.monotonic() + TRICKLE_LIMIT_S
+        try:
+            while time.monotonic() < deadline and not self.server.stopping.wait(TRICKLE_EVERY_S):
+                self._chunk(filler)
+        except OSError:
+            pass  # the client hung up: what the test wanted
+
+    def _close_delimited(self, *, cut: bool) -> None:
+        """An HTTP/1.0 response: no length, no chunks, the body ends when the connection closes."""
+        self.protocol_version = "HTTP/1.0"
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(_event(_FIRST))
+        if not cut:
+            self.wfile.write(_event(_SECOND) + b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def _reply(self, status: int, payload: bytes) -> None:
         self.send_response(status)

@@ -1,7 +1,8 @@
 """Tests of pytest_quantgate.client: requests, SSE parsing and every error path.
 
-Most tests answer through ``httpx.MockTransport``; the real-socket failures (a stalled stream, a dropped
-connection, a refused port) go through the deliberately broken loopback peer of tests/peers.
+Most tests answer through ``httpx.MockTransport``; the real-socket failures (a stalled or trickling stream,
+a dropped or closed connection, a refused port) go through the deliberately broken loopback peer of
+tests/peers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_quantgate.client import Client, Completion, Timings
-from pytest_quantgate.errors import ClientError
+from pytest_quantgate.errors import ClientError, ClientTimeoutError, ClientTransportError, QuantgateError
 from pytest_quantgate.server import free_port
 
 if TYPE_CHECKING:
@@ -176,9 +179,60 @@ def test_the_stream_ends_at_done_and_ignores_comments_and_event_names() -> None:
     assert client.chat("hi").content == "a"
 
 
-def test_a_stream_without_done_ends_with_the_body() -> None:
-    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), delta(content="b"), done=False)))
-    assert client.chat("hi").content == "ab"
+def test_a_stream_with_a_finish_reason_but_without_done_ends_with_the_body() -> None:
+    last = {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "length"}]}
+    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), last, done=False)))
+    c = client.chat("hi")
+    assert (c.content, c.finish_reason) == ("ab", "length")
+
+
+def test_a_stream_with_done_but_without_a_finish_reason_is_an_answer() -> None:
+    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), delta(content="b"))))
+    c = client.chat("hi")
+    assert (c.content, c.finish_reason) == ("ab", None)
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_a_stream_that_ends_with_neither_done_nor_a_finish_reason_is_a_transport_error(chat: bool) -> None:
+    # The body ended mid-answer: "ab" is a fragment, not the model's answer, and must not be scored.
+    events = [delta(content="a"), delta(content="b")] if chat else [{"choices": [{"text": "a"}]}] * 2
+    called = []
+    client, _ = client_for(
+        lambda r: stream_response(sse(*events, done=False)), on_transport_error=lambda: called.append(1)
+    )
+    with pytest.raises(ClientTransportError) as info:
+        client.chat("hi") if chat else client.complete("hi")
+    message = str(info.value)
+    assert "on http://model.test: the stream ended before its end (no `data: [DONE]`, no finish_reason)" in message
+    assert "after 2 event(s) and 2 character(s) of content 'a" in message
+    assert called == [1]  # the server may have died: its owner gets to say so
+
+
+def test_an_empty_or_non_sse_stream_is_a_transport_error_quoting_the_last_line() -> None:
+    client, _ = client_for(lambda r: stream_response(b"<html>Bad Gateway</html>\n"))
+    with pytest.raises(ClientTransportError, match=r"after 0 event\(s\).*last line '<html>Bad Gateway</html>'"):
+        client.chat("hi")
+    client, _ = client_for(lambda r: stream_response(b""))
+    with pytest.raises(ClientTransportError, match=r"after 0 event\(s\) and 0 character\(s\)"):
+        client.chat("hi")
+
+
+def test_line_separators_inside_a_token_do_not_split_its_event() -> None:
+    # JSON may carry U+2028, U+2029 and U+0085 unescaped (llama-server writes UTF-8 as is); SSE lines end
+    # only at CR, LF or CRLF, so the event stays whole. A CRLF cut between two reads is one line ending.
+    token = "a\u2028b\u2029c\x85d\x1ce"
+    event = f"data: {json.dumps(delta(content=token), ensure_ascii=False)}\r"
+    chunks = [event.encode(), b"\n\r\n", sse({"choices": [{"delta": {"content": "!"}, "finish_reason": "stop"}]})]
+    client, _ = client_for(lambda r: stream_response(iter(chunks)))
+    assert client.chat("hi").content == token + "!"
+
+
+def test_a_json_answer_to_a_streamed_request_is_read_whole() -> None:
+    answer = {"choices": [{"message": {"content": "7"}, "finish_reason": "stop"}], "usage": {"completion_tokens": 1}}
+    client, rec = client_for(lambda r: httpx.Response(200, json=answer))
+    c = client.chat("hi")
+    assert rec.body["stream"] is True
+    assert (c.content, c.finish_reason, c.completion_tokens, c.ttft_s) == ("7", "stop", 1, None)
 
 
 def test_streamed_completion_reads_text() -> None:
@@ -215,13 +269,54 @@ def test_an_http_error_with_a_huge_or_empty_body() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"<html>Bad Gateway</html>", b'{"choices": []}', b'{"object": "chat.completion"}', b"[1, 2]", b"null"]
+    ("body", "what"),
+    [
+        (b"<html>Bad Gateway</html>", "not JSON"),
+        (b'{"choices": []}', "choices is [], not a list of at least one choice"),
+        (b'{"object": "chat.completion"}', "choices is null, not a list of at least one choice"),
+        (b'{"choices": {"message": {}}}', 'choices is {"message": {}}, not a list of at least one choice'),
+        (b"[1, 2]", "a JSON list, not an object"),
+        (b"null", "a JSON null, not an object"),
+        (b'"7"', "a JSON string, not an object"),
+        (b'{"choices": [1]}', "choices[0] is 1, not an object"),
+        (b'{"choices": [{"text": "7"}]}', "choices[0].message is null, not an object"),
+        (b'{"choices": [{"message": 3}]}', "choices[0].message is 3, not an object"),
+        (b'{"choices": [{"message": "7"}]}', 'choices[0].message is "7", not an object'),
+        (b'{"choices": [{"message": {"content": ["7"]}}]}', 'choices[0].message.content is ["7"], not a string'),
+        (b'{"choices": [{"message": {"reasoning_content": 1}}]}', "reasoning_content is 1, not a string"),
+        (b'{"choices": [{"message": {}, "finish_reason": 0}]}', "choices[0].finish_reason is 0, not a string"),
+    ],
 )
-def test_a_malformed_answer_is_a_client_error_quoting_it(body: bytes) -> None:
+def test_a_malformed_answer_is_a_client_error_naming_the_url_and_what_is_wrong(body: bytes, what: str) -> None:
     client, _ = client_for(lambda r: httpx.Response(200, content=body))
-    with pytest.raises(ClientError, match="/v1/chat/completions returned a malformed response: ") as info:
+    with pytest.raises(ClientError) as info:
         client.chat("hi", stream=False)
-    assert body.decode()[:20] in str(info.value)
+    message = str(info.value)
+    assert message.startswith("/v1/chat/completions on http://model.test returned a malformed response (")
+    assert what in message
+    assert body.decode()[:20] in message
+    assert not isinstance(info.value, ClientTransportError)  # the server answered: not a broken connection
+
+
+@pytest.mark.parametrize(("choice", "what"), [({"text": 42}, "is 42"), ({"message": {"content": "7"}}, "is null")])
+def test_a_completion_whose_text_is_not_a_string_is_a_client_error(choice: dict[str, Any], what: str) -> None:
+    client, _ = client_for(lambda r: httpx.Response(200, json={"choices": [choice]}))
+    with pytest.raises(ClientError, match=rf"/v1/completions on http://model\.test .*choices\[0\]\.text {what}, not a"):
+        client.complete("hi", stream=False)
+
+
+def test_an_error_object_with_status_200_is_a_client_error_quoting_it() -> None:
+    client, _ = client_for(lambda r: httpx.Response(200, json={"error": {"message": "context full"}}))
+    with pytest.raises(ClientError, match=r"on http://model\.test answered an error: .*context full"):
+        client.chat("hi", stream=False)
+
+
+def test_usage_that_is_not_a_count_reads_as_absent() -> None:
+    answer = {"choices": [{"message": {"content": "7"}}], "usage": {"prompt_tokens": "12", "completion_tokens": True}}
+    client, _ = client_for(lambda r: httpx.Response(200, json=answer), stream=False)
+    assert (client.chat("hi").prompt_tokens, client.chat("hi").completion_tokens) == (None, None)
+    client, _ = client_for(lambda r: httpx.Response(200, json=answer | {"usage": [3]}), stream=False)
+    assert client.chat("hi").prompt_tokens is None
 
 
 def test_a_malformed_sse_event_is_a_client_error_quoting_it() -> None:
@@ -230,16 +325,36 @@ def test_a_malformed_sse_event_is_a_client_error_quoting_it() -> None:
         client.chat("hi")
 
 
-def test_a_non_object_sse_event_is_a_client_error() -> None:
-    client, _ = client_for(lambda r: stream_response(sse("[1, 2]")))
-    with pytest.raises(ClientError, match=r"streamed a non-object event: '\[1, 2\]'"):
+@pytest.mark.parametrize(
+    ("event", "what"),
+    [
+        ("[1, 2]", "a JSON list, not an object"),
+        ("7", "a JSON number, not an object"),
+        ('{"choices": 1}', "choices is 1, not a list"),
+        ('{"choices": [1]}', "a choice is 1, not an object"),
+        ('{"choices": [{"delta": 3}]}', "delta is 3, not an object"),
+        ('{"choices": [{"delta": {"content": 5}}]}', "delta.content is 5, not a string"),
+        ('{"choices": [{"delta": {"reasoning_content": {}}}]}', "delta.reasoning_content is {}, not a string"),
+        ('{"choices": [{"delta": {}, "finish_reason": []}]}', "finish_reason is [], not a string"),
+    ],
+)
+def test_a_sse_event_of_the_wrong_shape_is_a_client_error_naming_what_is_wrong(event: str, what: str) -> None:
+    client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), event)))
+    with pytest.raises(ClientError) as info:
         client.chat("hi")
+    message = str(info.value)
+    assert message.startswith("/v1/chat/completions on http://model.test streamed an event of the wrong shape (")
+    assert what in message
+    assert repr(event) in message
 
 
 def test_a_streamed_error_event_is_a_client_error() -> None:
     error = {"error": {"code": 400, "message": "the request exceeds the available context size", "type": "x"}}
     client, _ = client_for(lambda r: stream_response(sse(delta(content="a"), error)))
-    with pytest.raises(ClientError, match=r"/v1/chat/completions streamed an error: .*exceeds the available context"):
+    with pytest.raises(
+        ClientError,
+        match=r"/v1/chat/completions on http://model\.test streamed an error: .*exceeds the available context",
+    ):
         client.chat("hi")
 
 
@@ -251,11 +366,11 @@ def test_a_timeout_names_the_limit_and_what_to_raise(exc: type[httpx.TimeoutExce
         raise exc("timed out", request=request)
 
     client, _ = client_for(boom, timeout_s=30, on_transport_error=lambda: called.append(1))
-    with pytest.raises(ClientError) as info:
+    with pytest.raises(ClientTimeoutError) as info:
         client.chat("hi", timeout_s=5)
     message = str(info.value)
-    assert message.startswith("/v1/chat/completions timed out after ")
-    assert "per-request timeout 5 s" in message
+    assert message.startswith("/v1/chat/completions on http://model.test timed out after ")
+    assert "timeout_s 5 s bounds the whole request" in message
     assert "raise request.timeout_s in the preset or the level mark's timeout_s" in message
     assert f"[{exc.__name__}]" in message
     assert called == []  # a slow server is not a dead one
@@ -263,11 +378,11 @@ def test_a_timeout_names_the_limit_and_what_to_raise(exc: type[httpx.TimeoutExce
 
 def test_the_client_timeout_applies_when_the_call_sets_none() -> None:
     def boom(request: httpx.Request) -> httpx.Response:
-        assert request.extensions["timeout"]["read"] == 42
+        assert 41 < request.extensions["timeout"]["read"] <= 42  # what is left of the request's 42 s
         raise httpx.ReadTimeout("slow", request=request)
 
     client, _ = client_for(boom, timeout_s=42)
-    with pytest.raises(ClientError, match="per-request timeout 42 s"):
+    with pytest.raises(ClientTimeoutError, match="timeout_s 42 s bounds the whole request"):
         client.complete("hi")
 
 
@@ -278,7 +393,7 @@ def test_a_connection_error_calls_on_transport_error_then_raises() -> None:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
     client, _ = client_for(refuse, on_transport_error=lambda: called.append("dead?"))
-    with pytest.raises(ClientError, match=r"/v1/chat/completions on http://model\.test failed: ConnectError"):
+    with pytest.raises(ClientTransportError, match=r"/v1/chat/completions on http://model\.test failed: ConnectError"):
         client.chat("hi")
     assert called == ["dead?"]
 
@@ -368,9 +483,10 @@ def test_a_stalled_stream_times_out_with_the_limit_named(broken_peer: BrokenPeer
     ):
         client.chat("hi")
     assert time.monotonic() - started < 3
+    assert isinstance(info.value, ClientTimeoutError)
     message = str(info.value)
-    assert "timed out after" in message
-    assert "per-request timeout 0.3 s" in message
+    assert f"on {broken_peer.url('stall')} timed out after" in message
+    assert "timeout_s 0.3 s bounds the whole request" in message
     assert "[ReadTimeout]" in message
     assert called == []
 
@@ -379,11 +495,57 @@ def test_a_connection_dropped_mid_stream(broken_peer: BrokenPeer) -> None:
     called = []
     with (
         Client(broken_peer.url("drop"), timeout_s=5, on_transport_error=lambda: called.append(1)) as client,
-        pytest.raises(ClientError) as info,
+        pytest.raises(ClientTransportError) as info,
     ):
         client.chat("hi")
     assert "failed: RemoteProtocolError" in str(info.value)
     assert called == [1]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_trickling_peer_cannot_hold_a_request_past_its_timeout(broken_peer: BrokenPeer, stream: bool) -> None:
+    # Every read returns within TRICKLE_EVERY_S, so a per-read timeout never fires: only the deadline on
+    # the whole request ends this. Without it the call lasts TRICKLE_LIMIT_S (30 s).
+    called = []
+    started = time.monotonic()
+    with (
+        Client(broken_peer.url("trickle"), timeout_s=1, on_transport_error=lambda: called.append(1)) as client,
+        pytest.raises(ClientTimeoutError) as info,
+    ):
+        client.chat("hi", stream=stream)
+    assert time.monotonic() - started < 20
+    message = str(info.value)
+    assert f"/v1/chat/completions on {broken_peer.url('trickle')} timed out after " in message
+    assert "timeout_s 1 s bounds the whole request" in message
+    assert ("still streaming" if stream else "still arriving") in message
+    assert called == []  # a slow server is not a dead one
+
+
+@pytest.mark.parametrize("mode", ["no-end", "http10-cut"])
+def test_a_stream_closed_mid_answer_is_a_transport_error(broken_peer: BrokenPeer, mode: str) -> None:
+    # To HTTP both bodies are complete (a final empty chunk; an HTTP/1.0 body ended by the close), yet the
+    # stream stopped after "Hel": no finish_reason, no [DONE].
+    called = []
+    with (
+        Client(broken_peer.url(mode), timeout_s=5, on_transport_error=lambda: called.append(1)) as client,
+        pytest.raises(ClientTransportError) as info,
+    ):
+        client.chat("hi")
+    message = str(info.value)
+    assert f"/v1/chat/completions on {broken_peer.url(mode)}: the stream ended before its end" in message
+    assert "after 1 event(s) and 3 character(s) of content 'Hel'" in message
+    assert called == [1]
+
+
+def test_a_whole_http10_stream_and_a_json_answer_to_a_stream_are_answers(broken_peer: BrokenPeer) -> None:
+    # The controls: HTTP/1.0 and a plain JSON body are fine in themselves.
+    with Client(broken_peer.url("http10"), timeout_s=5) as client:
+        c = client.chat("hi")
+    assert (c.content, c.finish_reason) == ("Hello", "stop")
+    with Client(broken_peer.url("json-for-stream"), timeout_s=5) as client:
+        c = client.chat("hi")
+    assert (c.content, c.finish_reason, c.completion_tokens) == ("Hello", "stop", 2)
+    assert broken_peer.requests[-1][2]["stream"] is True
 
 
 def test_a_refused_connection_calls_on_transport_error() -> None:
@@ -404,3 +566,52 @@ def test_the_peer_received_what_the_client_sent(broken_peer: BrokenPeer) -> None
     assert (mode, path) == ("ok", "/v1/completions")
     assert body == {"temperature": 0.0, "max_tokens": 8, "prompt": "2 + 2 =", "stream": True,
                     "stream_options": {"include_usage": True}}  # fmt: skip
+
+
+# -- properties: any JSON from the server ends in an answer or in the project's own error ------------------
+
+KEYS = st.sampled_from(
+    ["choices", "message", "delta", "content", "reasoning_content", "text", "finish_reason", "usage",
+     "prompt_tokens", "completion_tokens", "timings", "error", "index", "role"]
+)  # fmt: skip
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+# Near the expected shape too, so the deeper fields get their share of junk.
+CHOICE = st.dictionaries(KEYS, JSON | st.dictionaries(KEYS, JSON, max_size=3), max_size=4)
+ANSWER = JSON | st.dictionaries(KEYS, st.lists(CHOICE, max_size=2) | JSON, max_size=4)
+
+
+def assert_well_typed(c: Completion) -> None:
+    assert isinstance(c.content, str) and isinstance(c.reasoning, str)
+    assert c.finish_reason is None or isinstance(c.finish_reason, str)
+    for count in (c.prompt_tokens, c.completion_tokens):
+        assert count is None or (isinstance(count, int) and not isinstance(count, bool))
+    assert c.timings is None or isinstance(c.timings, Timings)
+
+
+def ask(client: Client, chat: bool, stream: bool) -> None:
+    try:
+        c = client.chat("hi", stream=stream) if chat else client.complete("hi", stream=stream)
+    except QuantgateError:
+        return
+    assert_well_typed(c)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=ANSWER, chat=st.booleans())
+def test_any_json_body_is_an_answer_or_a_quantgate_error(value: object, chat: bool) -> None:
+    body = json.dumps(value).encode()
+    client, _ = client_for(lambda r: httpx.Response(200, headers={"content-type": "application/json"}, content=body))
+    ask(client, chat, stream=False)
+    ask(client, chat, stream=True)  # the same JSON answering a streamed request
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(ANSWER, max_size=4), done=st.booleans(), chat=st.booleans())
+def test_any_json_events_are_an_answer_or_a_quantgate_error(events: list[object], done: bool, chat: bool) -> None:
+    body = sse(*(json.dumps(e) for e in events), done=done)
+    client, _ = client_for(lambda r: stream_response(body))
+    ask(client, chat, stream=True)
