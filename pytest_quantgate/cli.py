@@ -1,8 +1,9 @@
 """The ``quantgate`` command: install-server, presets, compare, report.
 
 Exit status: 0 success (``compare``: verdict swap), 1 ``compare``: verdict keep (``presets``: some files
-could not be read), 2 usage or input error (``quantgate: error: ...``), 3 ``compare``: verdict
-inconclusive.
+could not be read), 2 any error — bad arguments, a missing or unreadable file, a failure of the command
+itself (``quantgate: error: ...``) — 3 ``compare``: verdict inconclusive. An error never exits 0, 1 or 3, so
+automation cannot read a crash as a verdict.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,13 +58,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="Report path (default: report.md beside a result.json)")  # fmt: skip
     rep.set_defaults(func=_report)
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # bad arguments: argparse exits with EXIT_ERROR (2)
     try:
         code: int = args.func(args)
-    except QuantgateError as exc:
+    except (QuantgateError, OSError) as exc:
         print(f"quantgate: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except Exception:
+        # A bug, not a verdict: Python's own exit status for it (1) would read as "keep".
+        traceback.print_exc()
+        print("quantgate: error: an unexpected failure (a bug in pytest-quantgate; the traceback above says where)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
     return code
+
+
+EXIT_ERROR = 2
 
 
 def _install_server(args: argparse.Namespace) -> int:

@@ -129,20 +129,35 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def load_result(path: Path) -> ResultFile:
-    """Read a finished ``result.json`` or a streamed (possibly interrupted) ``result.jsonl``."""
+    """Read a finished ``result.json`` or a streamed (possibly interrupted) ``result.jsonl``.
+
+    Whatever the file holds, the only exception is :class:`~pytest_quantgate.errors.ResultsError`, naming
+    the file and what is wrong with it.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ResultsError(f"cannot read results file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}), so it is not a "
+            "pytest-quantgate result file; pass the result.json or result.jsonl of a run"
+        ) from None
     if path.suffix == ".jsonl":
         return _from_stream(text, path)
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ResultsError(
-            f"{path} is not valid JSON ({exc}); if the run was interrupted, use the result.jsonl beside it"
-        ) from exc
+            f"{path} is not valid JSON ({_why(exc)}); if the run was interrupted, use the result.jsonl beside it"
+        ) from None
     return _validate(data, path)
+
+
+def _why(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 def _validate(data: object, path: Path) -> ResultFile:
@@ -157,23 +172,27 @@ def _validate(data: object, path: Path) -> ResultFile:
     try:
         return ResultFile.model_validate(data)
     except ValidationError as exc:
-        raise ResultsError(f"{path} does not match the result schema:\n{exc}") from exc
+        raise ResultsError(f"{path} does not match the result schema:\n{exc}") from None
 
 
 def _from_stream(text: str, path: Path) -> ResultFile:
     header: dict[str, Any] | None = None
     samples: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError:
-            if number == len(text.splitlines()):
+        except (ValueError, RecursionError):
+            if number == len(lines):
                 break  # a line cut short by a crash: everything before it still counts
             raise ResultsError(f"{path}, line {number}: not valid JSON") from None
         if not isinstance(record, dict):
             raise ResultsError(f"{path}, line {number}: not a JSON object")
+        for kind in ("header", "sample"):
+            if kind in record and not isinstance(record[kind], dict):
+                raise ResultsError(f"{path}, line {number}: the {kind} is not a JSON object")
         if "header" in record:
             header = record["header"]
         elif "sample" in record:

@@ -6,6 +6,8 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.levels import RequestRecord, Sample
@@ -160,6 +162,8 @@ def test_the_final_file_round_trips(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json", "results"]  # no temporary file left
 
 
+
+
 def test_write_final_replaces_an_older_result(tmp_path: Path) -> None:
     write_final(final(), tmp_path)
     newer = final().model_copy(update={"run_id": "second"})
@@ -209,3 +213,72 @@ def test_a_result_with_unknown_fields_does_not_match_the_schema(tmp_path: Path) 
 def test_a_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match=r"cannot read results file .*nope\.json: No such file"):
         load_result(tmp_path / "nope.json")
+
+
+# -- anything that is not a result ------------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    text = json.dumps({"kind": "pytest-quantgate-result", "note": "café"}, ensure_ascii=False)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ResultsError, match=r"latin1\.json is not UTF-8 text \(byte 0xe9 at offset \d+\)"):
+        load_result(path)
+
+
+def test_a_stream_whose_header_is_not_an_object_is_an_error_with_the_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "result.jsonl"
+    path.write_text('{"header": 5}\n{"sample": {}}\n')
+    with pytest.raises(ResultsError, match=r"result\.jsonl, line 1: the header is not a JSON object"):
+        load_result(path)
+
+
+def test_a_stream_whose_sample_is_not_an_object_is_an_error_with_the_line_number(tmp_path: Path) -> None:
+    path = stream(tmp_path)
+    lines = path.read_text().splitlines()
+    lines.insert(2, '{"sample": [1, 2]}')
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ResultsError, match=r"result\.jsonl, line 3: the sample is not a JSON object"):
+        load_result(path)
+
+
+def test_json_nested_too_deep_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ResultsError, match=r"deep\.json is not valid JSON"):
+        load_result(path)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=30,
+)
+# Near misses: a header whose fields are replaced by random values, so validation gets past the kind check.
+near_results = st.fixed_dictionaries(
+    {"kind": st.just("pytest-quantgate-result"), "schema_version": st.sampled_from([SCHEMA_VERSION, 0, "1"])},
+    optional=dict.fromkeys(
+        ["plugin_version", "run_id", "started_at", "preset", "samples", "summary", "complete", "gates", "server"],
+        json_values,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    content=st.binary(max_size=300)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | near_results.map(lambda v: json.dumps(v).encode())
+    | near_results.map(lambda v: (json.dumps({"header": v}) + "\n" + json.dumps({"sample": v})).encode()),
+    suffix=st.sampled_from([".json", ".jsonl"]),
+)
+def test_only_results_error_escapes_load_result(tmp_path: Path, content: bytes, suffix: str) -> None:
+    """Whatever a result file holds, loading it either succeeds or raises ResultsError (which the plugin and
+    the command turn into a usage error), never another exception (an INTERNALERROR, exit 1 = "keep")."""
+    path = tmp_path / f"result{suffix}"
+    path.write_bytes(content)
+    try:
+        load_result(path)
+    except ResultsError as exc:
+        assert str(path) in str(exc)
+
