@@ -1008,22 +1008,20 @@ def render(comparison: Comparison) -> str:
     return "\n".join(parts)
 
 
-def resolve_result(spec: str, results_dir: Path | None = None) -> Path:
-    """A result file named by path, or by preset id (its latest copy in ``<dir>/results/<id>.json``)."""
+def resolve_result(spec: str, results_dir: Path | None = None, *, suite: str | None = None) -> Path:
+    """A result file named by path, or by preset id: its latest stored result, ``<dir>/results/<id>/``
+    (one per suite; *suite* picks one when there are several). See :func:`~pytest_quantgate.results.find_result`."""
+    from pytest_quantgate.results import find_result
+
+    return find_result(spec, results_dir or default_results_dir(), suite)
+
+
+def default_results_dir() -> Path:
+    """The store ``quantgate`` reads preset ids from: ``$QUANTGATE_DIR/results``, else ``.quantgate/results``."""
     import os
     from pathlib import Path
 
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    directory = results_dir or Path(os.environ.get("QUANTGATE_DIR") or ".quantgate") / "results"
-    stored = directory / f"{spec}.json"
-    if stored.is_file():
-        return stored
-    raise ResultsError(
-        f"{spec!r} is neither a result file nor a preset with a stored result ({stored} does not exist); pass "
-        "the path of a result.json or result.jsonl, or run `pytest --preset ID` first"
-    )
+    return Path(os.environ.get("QUANTGATE_DIR") or ".quantgate") / "results"
 
 
 def compare_files(baseline: Path, candidate: Path, options: CompareOptions | None = None) -> Comparison:

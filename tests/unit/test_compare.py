@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -480,6 +481,33 @@ def test_cli_exit_status_of_the_installed_command(tmp_path) -> None:
                               timeout=120, check=False)  # fmt: skip
         assert proc.returncode == 2, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def stored(tmp_path, result, module: str):
+    """Store *result* as if run on a suite of the single module *module* (in QUANTGATE_DIR=tmp_path/qg)."""
+    from pytest_quantgate.results import store_latest
+
+    moved = with_samples(result, [dataclasses.replace(s, level=f"{module}::{s.name}") for s in result.samples])
+    return store_latest(moved, tmp_path / "qg" / "results")
+
+
+def test_cli_a_preset_id_takes_the_stored_result_of_the_other_sides_suite(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("QUANTGATE_DIR", str(tmp_path / "qg"))
+    b_a = stored(tmp_path, base(100), "a/test_a.py")
+    stored(tmp_path, base(100, run_id="base-on-b"), "b/test_b.py")
+    c_a = stored(tmp_path, cand(100), "a/test_a.py")
+    assert cli.main(["compare", "tiny-f16", str(c_a)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"baseline:  {b_a} (run 20261120-100000-tiny-f16, started 2026-11-20T10:00:00+00:00)\n")
+    assert f"\ncandidate: {c_a} (run 20261120-100000-tiny-q4_0, started " in out
+    assert cli.main(["compare", "tiny-f16", "tiny-q4_0"]) == 0  # the candidate has one suite: a
+    assert capsys.readouterr().out.startswith(f"baseline:  {b_a} ")
+    stored(tmp_path, cand(100), "c/test_c.py")
+    assert cli.main(["compare", "tiny-f16", "tiny-q4_0"]) == 0  # both have several; a is the one in common
+    assert capsys.readouterr().out.startswith(f"baseline:  {b_a} ")
+    stored(tmp_path, cand(100), "b/test_b.py")
+    assert cli.main(["compare", "tiny-f16", "tiny-q4_0"]) == 2  # a and b in common: say which
+    assert "'tiny-f16' has stored results of 2 suites" in capsys.readouterr().err
 
 
 # -- properties -------------------------------------------------------------------------------------------
