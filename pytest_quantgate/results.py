@@ -234,6 +234,8 @@ def find_result(spec: str, results_dir: Path, suite: str | None = None) -> Path:
             return legacy
     elif len(found) == 1:
         return found[0]
+    if not found and ("/" in spec or os.sep in spec or spec.endswith((".json", ".jsonl"))):
+        raise ResultsError(f"{path}: no such result file; pass the path of a result.json or result.jsonl")
     if not found:
         where = f"no {store}{os.sep}*.json" + (f", and {legacy} does not exist" if legacy is not None else "")
         raise ResultsError(

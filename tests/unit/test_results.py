@@ -385,3 +385,9 @@ def test_nothing_stored_is_an_error_naming_where_it_looked(tmp_path: Path) -> No
         f"{results}/tiny-q9.json does not exist); pass the path of a result.json or result.jsonl, or run "
         "`pytest --preset tiny-q9` on the suite first"
     )
+
+
+def test_a_missing_path_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    for spec in (str(tmp_path / "runs" / "result.json"), "nope.jsonl", "runs/x"):
+        with pytest.raises(ResultsError, match=r"/(result\.json|nope\.jsonl|runs/x): no such result file; pass the"):
+            find_result(spec, tmp_path / "results", "a/test_a.py")
