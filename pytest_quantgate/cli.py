@@ -1,8 +1,9 @@
 """The ``quantgate`` command: install-server, presets, compare, report.
 
 Exit status: 0 success (``compare``: verdict swap), 1 ``compare``: verdict keep (``presets``: some files
-could not be read), 2 usage or input error (``quantgate: error: ...``), 3 ``compare``: verdict
-inconclusive.
+could not be read), 2 any error — bad arguments, a missing or unreadable file, a failure of the command
+itself (``quantgate: error: ...``) — 3 ``compare``: verdict inconclusive. An error never exits 0, 1 or 3, so
+automation cannot read a crash as a verdict.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,8 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     comp = sub.add_parser(
         "compare",
         help="May CANDIDATE replace BASELINE? Exit 0 swap, 1 keep, 3 inconclusive, 2 error",
-        description="Compare two result files (result.json, an interrupted run's result.jsonl, or a preset id "
-        "whose latest result is in .quantgate/results/). Exit status: 0 swap, 1 keep, 3 inconclusive, 2 error.",
+        description="Compare two result files (result.json, an interrupted run's result.jsonl, or a preset id: its "
+        "latest stored result in $QUANTGATE_DIR/results, default .quantgate/results, for the suite of the other "
+        "side). Exit status: 0 swap, 1 keep, 3 inconclusive, 2 any error.",
     )
     comp.add_argument("baseline", metavar="BASELINE", help="Result file (or preset id) of the preset in use")
     comp.add_argument("candidate", metavar="CANDIDATE", help="Result file (or preset id) of the proposed preset")
@@ -56,13 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="Report path (default: report.md beside a result.json)")  # fmt: skip
     rep.set_defaults(func=_report)
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # bad arguments: argparse exits with EXIT_ERROR (2)
     try:
         code: int = args.func(args)
-    except QuantgateError as exc:
+    except (QuantgateError, OSError) as exc:
         print(f"quantgate: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except Exception:
+        # A bug, not a verdict: Python's own exit status for it (1) would read as "keep".
+        traceback.print_exc()
+        print("quantgate: error: an unexpected failure (a bug in pytest-quantgate; the traceback above says where)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
     return code
+
+
+EXIT_ERROR = 2
 
 
 def _install_server(args: argparse.Namespace) -> int:
@@ -101,8 +113,9 @@ EXIT_BY_VERDICT = {"swap": 0, "keep": 1, "inconclusive": 3}
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_quantgate.compare import CompareOptions, compare_files, resolve_result
+    from pytest_quantgate.compare import CompareOptions, compare
     from pytest_quantgate.render.comparison import render
+    from pytest_quantgate.results import load_result
 
     options = CompareOptions(
         margin=args.margin,
@@ -110,7 +123,11 @@ def _compare(args: argparse.Namespace) -> int:
         require_faster=args.require_faster,
         max_age_days=args.max_age_days,
     )
-    comparison = compare_files(resolve_result(args.baseline), resolve_result(args.candidate), options)
+    base_path, cand_path = _resolve_pair(args.baseline, args.candidate)
+    baseline, candidate = load_result(base_path), load_result(cand_path)
+    comparison = compare(baseline, candidate, options)
+    print(f"baseline:  {baseline.origin(base_path)}")
+    print(f"candidate: {candidate.origin(cand_path)}")
     print(render(comparison))
     return EXIT_BY_VERDICT[comparison.verdict]
 
@@ -119,9 +136,35 @@ def _report(args: argparse.Namespace) -> int:
     from pytest_quantgate.compare import resolve_result
     from pytest_quantgate.render.markdown import write_report
 
-    baseline = resolve_result(args.baseline) if args.baseline else None
-    print(write_report(resolve_result(args.result), baseline=baseline, output=args.output))
+    if args.baseline:
+        baseline, result = _resolve_pair(args.baseline, args.result)
+        print(write_report(result, baseline=baseline, output=args.output))
+    else:
+        print(write_report(resolve_result(args.result), output=args.output))
     return 0
+
+
+def _resolve_pair(baseline: str, candidate: str) -> tuple[Path, Path]:
+    """The two result files; a preset id with stored results of several suites takes the other side's suite
+    (a single file, or the one suite both preset ids have stored)."""
+    from pytest_quantgate.compare import default_results_dir, resolve_result
+    from pytest_quantgate.results import load_result, named_results
+
+    results_dir = default_results_dir()
+    sides = [named_results(spec, results_dir) for spec in (baseline, candidate)]
+    if all(len(found) > 1 for found in sides):
+        common = {p.name for p in sides[0]} & {p.name for p in sides[1]}
+        if len(common) == 1:
+            name = common.pop()
+            return next(p for p in sides[0] if p.name == name), next(p for p in sides[1] if p.name == name)
+    elif any(len(found) > 1 for found in sides) and all(sides):
+        one = next(found[0] for found in sides if len(found) == 1)
+        suite = load_result(one).suite
+        return (
+            resolve_result(baseline, results_dir, suite=suite if len(sides[0]) > 1 else None),
+            resolve_result(candidate, results_dir, suite=suite if len(sides[1]) > 1 else None),
+        )
+    return resolve_result(baseline, results_dir), resolve_result(candidate, results_dir)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -77,8 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Gate on an aggregate, e.g. 'score_mean>=95' (repeatable)")  # fmt: skip
     group.addoption(OPT_DIR, metavar="DIR", help="Where results and artifacts go (default: .quantgate)")
     group.addoption(OPT_BASELINE, metavar="RESULT",
-                    help="Compare against this result file, or a preset id (its latest stored result, or the same "
-                         "preset in this run) and gate on the verdict")  # fmt: skip
+                    help="Compare against this result file, or a preset id (its latest stored result for this suite, "
+                         "or the same preset in this run) and gate on the verdict")  # fmt: skip
     group.addoption(OPT_MARGIN, type=float, default=None, metavar="POINTS",
                     help="Non-inferiority margin in score points for --baseline (default 2)")  # fmt: skip
     group.addoption(OPT_REQUIRE_FASTER, action="store_true", help="With --baseline, a swap also needs more tokens/s")
@@ -111,19 +111,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # and friends (B5). tryfirst: xdist's own sessionstart creates the workers and needs the run id.
     from pytest_quantgate.artifacts import ArtifactWriter
     from pytest_quantgate.errors import QuantgateError
-    from pytest_quantgate.run import Recorder, Servers, load_baseline
+    from pytest_quantgate.run import Recorder, Servers
 
     config = session.config
     try:
         run_config = _run_config(config)
-        baseline = None if _is_worker(config) else load_baseline(run_config)
     except QuantgateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = run_config
     config.stash[SERVERS_KEY] = Servers(run_config)
     config.stash[ARTIFACTS_KEY] = ArtifactWriter()
     if not _is_worker(config):
-        recorder = Recorder(run_config, baseline)
+        recorder = Recorder(run_config)  # its --baseline is resolved once the suite is collected
         config.stash[RECORDER_KEY] = recorder
         config.pluginmanager.register(_Controller(config, recorder), "quantgate-controller")
 
@@ -502,10 +501,13 @@ class _Controller:
     # Expected level runs per (preset, iteration), for the progress line.
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.session = session
+        levels = []
         for item in session.items:
             if LEVEL_KEY in item.stash:
                 key = _preset_iteration(item.nodeid, self.config)
                 self.expected[key] = self.expected.get(key, 0) + 1
+                levels.append(item.stash[LEVEL_KEY].key)
+        self._load_baseline(levels)
         # Provenance (binary version, model digest, host) is read now, before the first level, not on
         # that level's report.
         if not self.config.option.collectonly:
@@ -514,10 +516,26 @@ class _Controller:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.expected:
             return  # every worker collects the same items
+        several = len(self.config.stash[CONFIG_KEY].presets) > 1
+        levels = []
         for nodeid in ids:
             if "iter-" in nodeid:
                 key = _preset_iteration(nodeid, self.config)
                 self.expected[key] = self.expected.get(key, 0) + 1
+                levels.append(_level_key(nodeid, key[0] if several else None, key[1])[0])
+        self._load_baseline(levels)
+
+    def _load_baseline(self, level_keys: list[str]) -> None:
+        """Resolve --baseline for the collected suite, before any server starts (a usage error if unusable)."""
+        from pytest_quantgate.errors import QuantgateError
+        from pytest_quantgate.run import load_baseline
+
+        try:
+            baseline = load_baseline(self.config.stash[CONFIG_KEY], level_keys)
+        except QuantgateError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if baseline is not None:
+            self.recorder.use_baseline(baseline)
 
     @pytest.hookimpl(trylast=True)  # after the terminal has written the test's status
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -566,7 +584,8 @@ class _Controller:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        # Stopped early (Ctrl-C, -x/--maxfail, --sequential): incomplete, so it never becomes a stored baseline.
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail)
         self.written = self.recorder.finish(interrupted=interrupted)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -583,6 +602,8 @@ class _Controller:
 
             for preset_id, comparison in recorder.comparisons.items():
                 terminalreporter.write_sep("-", f"{preset_id} against the baseline {recorder.baseline_id}")
+                if recorder.stored_baseline is not None:
+                    terminalreporter.write_line(f"baseline: {recorder.stored_baseline.describe()}")
                 terminalreporter.write_line(render_comparison(comparison))
         for preset_id, decision in recorder.stopped_early.items():
             terminalreporter.write_line(
@@ -591,6 +612,8 @@ class _Controller:
             )
         for path in self.written:
             terminalreporter.write_line(f"results: {path}")
+        for note in recorder.store_notes:
+            terminalreporter.write_line(note)
 
 
 def _preset_iteration(nodeid: str, config: pytest.Config) -> tuple[str, int]:

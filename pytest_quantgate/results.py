@@ -1,14 +1,17 @@
 """Result files: one per preset per run, streamed as samples arrive, finalised at the end.
 
 ``result.jsonl`` gets a header line, then one line per sample, flushed at once: a crash or Ctrl-C loses
-nothing already measured. ``result.json`` is the finished file (written atomically), and a copy goes to
-``<dir>/results/<preset>.json`` so the latest result of a preset can serve as a baseline by name.
+nothing already measured. ``result.json`` is the finished file (written atomically). A run without errors
+also goes to the store, ``<dir>/results/<preset>/<suite file>.json``: the latest result of each (preset,
+suite), which ``--baseline PRESET`` reads (see :func:`suite_id` and ``docs/baselines.md``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,7 +20,7 @@ from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.levels import Sample
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterable
 
 SCHEMA_VERSION = 1
 KIND = "pytest-quantgate-result"
@@ -87,6 +90,38 @@ class ResultFile(Header):
     gates: list[GateRecord] = Field(default_factory=list)
     summary: dict[str, Any] = Field(default_factory=dict)
 
+    def level_keys(self) -> list[str]:
+        """The level keys the run holds, from its samples, or from its summary when it has none."""
+        if self.samples:
+            return list(dict.fromkeys(s.level for s in self.samples))
+        levels = self.summary.get("levels")
+        return [str(key) for key in levels] if isinstance(levels, dict) else []
+
+    @property
+    def suite(self) -> str:
+        """The :func:`suite_id` of the run."""
+        return suite_id(self.level_keys())
+
+    @property
+    def errors(self) -> int:
+        """Level runs that errored (server or request failures, broken tests), not wrong answers."""
+        return sum(1 for s in self.samples if s.outcome == "error")
+
+    def origin(self, path: Path) -> str:
+        """Where this result came from, for a reader: ``PATH (run ID, started ISO-TIME)``."""
+        return f"{path} (run {self.run_id}, started {self.started_at})"
+
+
+def suite_id(level_keys: Iterable[str]) -> str:
+    """The identity of the suite a run measured: the test modules of its levels, sorted, joined by ", ".
+
+    A level key is the test's pytest node id without the iteration, so the module paths are relative to the
+    rootdir: ``test_tiny.py`` for ``pytest example_suites/tiny`` (whose pytest.ini makes that the rootdir),
+    ``suites/coding/test_fifo.py, suites/knowledge/test_knowledge.py`` for a run over two directories.
+    Levels added to or dropped from a module keep its suite; another set of modules is another suite.
+    """
+    return ", ".join(sorted({key.partition("::")[0] for key in level_keys}))
+
 
 class ResultStream:
     """Appends samples to ``result.jsonl`` as they arrive (one process: the controller)."""
@@ -111,15 +146,125 @@ class ResultStream:
             self._fh.close()
 
 
-def write_final(result: ResultFile, directory: Path, latest_dir: Path | None = None) -> Path:
-    """Write ``result.json`` atomically (and the per-preset latest copy). Returns its path."""
+def write_final(result: ResultFile, directory: Path) -> Path:
+    """Write ``result.json`` atomically. Returns its path."""
     path = directory / "result.json"
-    text = result.model_dump_json(indent=1)
-    _atomic_write(path, text)
-    if latest_dir is not None:
-        latest_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(latest_dir / f"{result.preset.id}.json", text)
+    _atomic_write(path, result.model_dump_json(indent=1))
     return path
+
+
+# -- the store: the latest result of each (preset, suite) -----------------------------------------------
+
+
+def stored_path(results_dir: Path, preset_id: str, suite: str) -> Path:
+    """Where the store keeps the latest result of *preset_id* on *suite*."""
+    return results_dir / preset_id / suite_file_name(suite)
+
+
+def suite_file_name(suite: str) -> str:
+    """``<first module's name>[+N more modules]-<hash of the suite id>.json``: readable, and one per suite."""
+    modules = suite.split(", ") if suite else []
+    stem = PurePosixPath(modules[0]).stem if modules else "no-levels"
+    more = f"+{len(modules) - 1}" if len(modules) > 1 else ""
+    digest = hashlib.sha256(suite.encode("utf-8")).hexdigest()[:10]
+    return f"{stem}{more}-{digest}.json"
+
+
+def legacy_stored_path(results_dir: Path, preset_id: str) -> Path:
+    """``<results_dir>/<preset>.json``: the one latest result per preset that earlier versions kept (read only)."""
+    return results_dir / f"{preset_id}.json"
+
+
+def why_not_stored(result: ResultFile) -> str | None:
+    """Why *result* may not replace the stored one (None: it may): only a complete run without errors may."""
+    if not result.samples:
+        return "it holds no level results"
+    if not result.complete:
+        return "the run was interrupted"
+    if result.errors:
+        return f"{result.errors} level run(s) errored"
+    return None
+
+
+def store_latest(result: ResultFile, results_dir: Path) -> Path:
+    """Make *result* the stored latest result of its (preset, suite); check :func:`why_not_stored` first."""
+    path = stored_path(results_dir, result.preset.id, result.suite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, result.model_dump_json(indent=1))
+    return path
+
+
+def stored_results(store: Path, legacy: Path | None = None) -> list[Path]:
+    """The results in *store* (one preset's directory in the store), one per suite; when there are none,
+    *legacy* (an earlier version's ``<preset>.json``) if it exists."""
+    found = sorted(store.glob("*.json")) if store.is_dir() else []
+    if not found and legacy is not None and legacy.is_file():
+        found = [legacy]
+    return found
+
+
+def named_results(spec: str, results_dir: Path) -> list[Path]:
+    """The result files *spec* may mean: a file; a preset's directory in a store (its results, one per
+    suite); or a preset id, whose directory is ``<results_dir>/<id>`` (and, when that holds none, the
+    ``<results_dir>/<id>.json`` of an earlier version)."""
+    path = _as_path(spec)
+    if path.is_file():
+        return [path]
+    store, legacy = _store(spec, results_dir)
+    return stored_results(store, legacy)
+
+
+def find_result(spec: str, results_dir: Path, suite: str | None = None) -> Path:
+    """The one result file *spec* names (see :func:`named_results`).
+
+    With *suite*, a store's result for that suite (else an earlier version's ``<id>.json``, whose suite the
+    caller checks); without it, the store must hold a single result. Raises ResultsError naming what was
+    looked for and what is there.
+    """
+    path = _as_path(spec)
+    if path.is_file():
+        return path
+    store, legacy = _store(spec, results_dir)
+    found = stored_results(store, legacy)
+    if suite is not None:
+        exact = store / suite_file_name(suite)
+        if exact.is_file():
+            return exact
+        if legacy is not None and legacy.is_file():
+            return legacy
+    elif len(found) == 1:
+        return found[0]
+    if not found and ("/" in spec or os.sep in spec or spec.endswith((".json", ".jsonl"))):
+        raise ResultsError(f"{path}: no such result file; pass the path of a result.json or result.jsonl")
+    if not found:
+        where = f"no {store}{os.sep}*.json" + (f", and {legacy} does not exist" if legacy is not None else "")
+        raise ResultsError(
+            f"{spec!r} is neither a result file nor a preset with a stored result ({where}); pass "
+            f"the path of a result.json or result.jsonl, or run `pytest --preset {spec}` on the suite first"
+        )
+    listed = "; ".join(str(p) for p in found)
+    if suite is not None:
+        raise ResultsError(
+            f"{spec!r} has no stored result for the suite being run ({suite}; it would be {exact}); stored: "
+            f"{listed}. Run `pytest --preset {spec}` on this suite first, or pass the path of a result file"
+        )
+    raise ResultsError(f"{spec!r} has stored results of {len(found)} suites: {listed}; pass the path of one")
+
+
+def _as_path(spec: str) -> Path:
+    return Path(spec).expanduser().absolute()
+
+
+def _store(spec: str, results_dir: Path) -> tuple[Path, Path | None]:
+    """(the preset's directory in the store, an earlier version's file) for a directory or a preset id.
+
+    A directory counts only when written as a path (with a slash): a bare name is a preset id, even where a
+    directory of that name happens to exist.
+    """
+    path = _as_path(spec)
+    if path.is_dir() and ("/" in spec or os.sep in spec):
+        return path, None
+    return results_dir / spec, legacy_stored_path(results_dir, spec)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -129,20 +274,35 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def load_result(path: Path) -> ResultFile:
-    """Read a finished ``result.json`` or a streamed (possibly interrupted) ``result.jsonl``."""
+    """Read a finished ``result.json`` or a streamed (possibly interrupted) ``result.jsonl``.
+
+    Whatever the file holds, the only exception is :class:`~pytest_quantgate.errors.ResultsError`, naming
+    the file and what is wrong with it.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ResultsError(f"cannot read results file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}), so it is not a "
+            "pytest-quantgate result file; pass the result.json or result.jsonl of a run"
+        ) from None
     if path.suffix == ".jsonl":
         return _from_stream(text, path)
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ResultsError(
-            f"{path} is not valid JSON ({exc}); if the run was interrupted, use the result.jsonl beside it"
-        ) from exc
+            f"{path} is not valid JSON ({_why(exc)}); if the run was interrupted, use the result.jsonl beside it"
+        ) from None
     return _validate(data, path)
+
+
+def _why(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 def _validate(data: object, path: Path) -> ResultFile:
@@ -157,23 +317,27 @@ def _validate(data: object, path: Path) -> ResultFile:
     try:
         return ResultFile.model_validate(data)
     except ValidationError as exc:
-        raise ResultsError(f"{path} does not match the result schema:\n{exc}") from exc
+        raise ResultsError(f"{path} does not match the result schema:\n{exc}") from None
 
 
 def _from_stream(text: str, path: Path) -> ResultFile:
     header: dict[str, Any] | None = None
     samples: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError:
-            if number == len(text.splitlines()):
+        except (ValueError, RecursionError):
+            if number == len(lines):
                 break  # a line cut short by a crash: everything before it still counts
             raise ResultsError(f"{path}, line {number}: not valid JSON") from None
         if not isinstance(record, dict):
             raise ResultsError(f"{path}, line {number}: not a JSON object")
+        for kind in ("header", "sample"):
+            if kind in record and not isinstance(record[kind], dict):
+                raise ResultsError(f"{path}, line {number}: the {kind} is not a JSON object")
         if "header" in record:
             header = record["header"]
         elif "sample" in record:
@@ -191,6 +355,15 @@ __all__ = [
     "ResultFile",
     "ResultStream",
     "ServerRecord",
+    "find_result",
+    "legacy_stored_path",
     "load_result",
+    "named_results",
+    "store_latest",
+    "stored_path",
+    "stored_results",
+    "suite_file_name",
+    "suite_id",
+    "why_not_stored",
     "write_final",
 ]

@@ -28,13 +28,17 @@ from pytest_quantgate.results import (
     ResultFile,
     ResultStream,
     ServerRecord,
+    find_result,
     load_result,
+    store_latest,
+    suite_id,
+    why_not_stored,
     write_final,
 )
 from pytest_quantgate.sharing import Lease, acquire, attach, read_info, reap
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from pytest_quantgate.client import Client
     from pytest_quantgate.compare import Comparison
@@ -164,24 +168,59 @@ class Servers:
             self.release(preset_id)
 
 
-def load_baseline(config: RunConfig) -> ResultFile | None:
-    """The stored baseline --baseline names (None when it is a preset of this very run, or not given).
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A stored result used as the baseline, and the file it came from."""
 
-    Loaded at the start of the run so that a bad baseline is an error before any iteration is spent.
+    result: ResultFile
+    path: Path
+
+    def describe(self) -> str:
+        return self.result.origin(self.path)
+
+
+def load_baseline(config: RunConfig, level_keys: Iterable[str]) -> Baseline | None:
+    """The stored baseline --baseline names for the levels collected (None when it is a preset of this very
+    run, or not given).
+
+    Called once collection is done and before any server starts, so that a bad baseline — unreadable, or
+    from another suite — is an error before a server boots or an iteration is spent. A preset id picks the
+    stored result of that preset for the suite being run (:func:`~pytest_quantgate.results.suite_id`).
     """
     spec = config.baseline
     if spec is None or spec in {p.id for p in config.presets}:
         return None
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return load_result(path)
-    stored = config.out_dir / "results" / f"{spec}.json"
-    if stored.is_file():
-        return load_result(stored)
+    keys = list(dict.fromkeys(level_keys))
+    if not keys:
+        return None  # no level collected: nothing to compare
+    try:
+        path = find_result(spec, config.out_dir / "results", suite_id(keys))
+        baseline = Baseline(load_result(path), path)
+    except ResultsError as exc:
+        raise ResultsError(f"--baseline {exc}") from None
+    check_same_suite(baseline, keys)
+    return baseline
+
+
+def check_same_suite(baseline: Baseline, level_keys: Sequence[str]) -> None:
+    """Raise ResultsError naming both suites when no level of *baseline* is among *level_keys* (matched as
+    the comparison matches them: by key, or by file and test name for a suite run from another rootdir)."""
+    from pytest_quantgate.compare.matching import match_levels
+
+    stored = baseline.result.level_keys()
+    common, _, _ = match_levels(stored, level_keys)
+    if common:
+        return
     raise ResultsError(
-        f"--baseline {spec!r} is neither a result file nor a preset with a stored result ({stored} does not "
-        f"exist); run `pytest --preset {spec}` first, or pass the path of a result.json"
+        f"the baseline {baseline.describe()} comes from another suite: it holds the suite {_shown(stored)}, "
+        f"this run collected {_shown(level_keys)}, and no level is in both. Run this suite on the baseline's "
+        f"preset first (`pytest ... --preset {baseline.result.preset.id}`), or pass a result of this suite"
     )
+
+
+def _shown(level_keys: Sequence[str], limit: int = 4) -> str:
+    levels = ", ".join(level_keys[:limit]) + (f" and {len(level_keys) - limit} more" if len(level_keys) > limit else "")
+    return f"{suite_id(level_keys) or '(no levels)'} (levels {levels or 'none'})"
 
 
 class Recorder:
@@ -189,6 +228,8 @@ class Recorder:
 
     def __init__(self, config: RunConfig, baseline: ResultFile | None = None) -> None:
         self.config = config
+        self.stored_baseline: Baseline | None = None  # where a stored baseline came from, for the reader
+        self.store_notes: list[str] = []  # what finish() did with the store of latest results
         self.samples: dict[str, list[Sample]] = defaultdict(list)
         self.outcomes: dict[str, list[GateOutcome]] = {}
         self.comparisons: dict[str, Comparison] = {}
@@ -199,6 +240,11 @@ class Recorder:
         self._streams: dict[str, ResultStream] = {}
         self._host: dict[str, object] | None = None
         self._sequential: SequentialTest | None = None
+
+    def use_baseline(self, baseline: Baseline) -> None:
+        """The stored result --baseline names, resolved once the suite is collected (see load_baseline)."""
+        self.stored_baseline = baseline
+        self._baseline = baseline.result
 
     def add(self, sample: Sample) -> None:
         self.samples[sample.preset].append(sample)
@@ -318,7 +364,11 @@ class Recorder:
         return None
 
     def finish(self, *, interrupted: bool) -> list[Path]:
-        """Write every preset's final result.json; stop servers a crashed worker left running."""
+        """Write every preset's final result.json; stop servers a crashed worker left running.
+
+        A complete run without errors also becomes the stored latest result of its (preset, suite), which
+        ``--baseline PRESET`` reads; any other keeps the stored one (``store_notes`` says which happened).
+        """
         reap(self.config.run_dir)
         written = []
         for preset_id, stream in self._streams.items():
@@ -326,7 +376,13 @@ class Recorder:
             if not self.samples.get(preset_id):
                 continue  # opened ahead of a level that never reported: no result to replace the stored one
             result = self.build_result(preset_id, complete=not interrupted)
-            written.append(write_final(result, stream.directory, self.config.out_dir / "results"))
+            written.append(write_final(result, stream.directory))
+            if (why := why_not_stored(result)) is None:
+                stored = store_latest(result, self.config.out_dir / "results")
+                note = f"stored as the latest result of suite {result.suite}: {stored}"
+            else:
+                note = f"not stored as a baseline ({why}): only a complete run without errors replaces one"
+            self.store_notes.append(f"{preset_id}: {note}")
         return written
 
     def build_result(self, preset_id: str, *, complete: bool = True) -> ResultFile:

@@ -17,7 +17,7 @@ against the stored result of the old one (see docs/baselines.md)::
 
     $ python docs/examples/mode_changes.py --base origin/main --head HEAD
     # mode agent: preset gemma4-qat-q4 → gemma4-ud-q4
-    pytest suites/coding suites/knowledge --preset gemma4-ud-q4 --baseline .quantgate/results/gemma4-qat-q4.json
+    pytest suites/coding suites/knowledge --preset gemma4-ud-q4 --baseline .quantgate/results/gemma4-qat-q4
 
 ``--store DIR`` prints instead the runs that refresh the stored results after a merge (``--all``: of every
 mode's preset, to bootstrap the store). Lines starting with ``#`` are notes. Needs git and PyYAML.
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets-dir", default="presets", help="Where preset files live (default: presets)")
     parser.add_argument("--suites", nargs="*", default=["suites"], help="Suites of modes that name none")
     parser.add_argument("--results-dir", default=".quantgate/results", type=Path,
-                        help="Stored results of the old presets (<dir>/<preset>.json)")  # fmt: skip
+                        help="Stored results of the old presets (<dir>/<preset>/, one per suite)")  # fmt: skip
     parser.add_argument("--quantgate-dir", help="Passed on as --quantgate-dir: where the new runs write")
     parser.add_argument("--report-dir", help="Also print a `quantgate report` command per change, into this dir")
     parser.add_argument("--store", metavar="DIR", help="Print the runs that refresh DIR/results after a merge")
@@ -220,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         print("# no mode changes its preset")
     for change in changes:
         mode = change.mode
-        stored = args.results_dir / f"{change.old_preset}.json"
+        stored = args.results_dir / change.old_preset  # --baseline DIR picks the file of the suite being run
         print(f"# {change.why}")
-        if not stored.is_file():
+        if not any(stored.glob("*.json")):
             print(
                 f"# no stored result {stored}: run `pytest {' '.join(mode.suites)} --preset {change.old_preset}` "
                 "on the base revision first (the run below will stop with an error)"
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         print(shlex.join(pytest_command(mode, preset=mode.preset, extra=extra)))
         if args.report_dir:
             report = Path(args.report_dir) / f"{mode.name}.md"
-            candidate = writes / f"{mode.preset}.json"
+            candidate = writes / mode.preset  # the run's stored result (only a run without errors is stored)
             print(shlex.join(["quantgate", "report", str(candidate), "--baseline", str(stored), "-o", str(report)]))
     return 0
 

@@ -25,7 +25,7 @@ result read into samples or summary counts), :mod:`.matching` (common levels, pa
 
 from __future__ import annotations
 
-from pytest_quantgate.compare.files import compare_files, resolve_result
+from pytest_quantgate.compare.files import compare_files, default_results_dir, resolve_result
 from pytest_quantgate.compare.matching import PairedItems
 from pytest_quantgate.compare.options import CompareOptions
 from pytest_quantgate.compare.sides import result_aggregate
@@ -39,6 +39,7 @@ __all__ = [
     "Verdict",
     "compare",
     "compare_files",
+    "default_results_dir",
     "resolve_result",
     "result_aggregate",
 ]

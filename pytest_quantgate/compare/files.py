@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytest_quantgate.compare.verdict import compare
-from pytest_quantgate.errors import ResultsError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -14,22 +13,20 @@ if TYPE_CHECKING:
     from pytest_quantgate.compare.verdict import Comparison
 
 
-def resolve_result(spec: str, results_dir: Path | None = None) -> Path:
-    """A result file named by path, or by preset id (its latest copy in ``<dir>/results/<id>.json``)."""
+def resolve_result(spec: str, results_dir: Path | None = None, *, suite: str | None = None) -> Path:
+    """A result file named by path, or by preset id: its latest stored result, ``<dir>/results/<id>/``
+    (one per suite; *suite* picks one when there are several). See :func:`~pytest_quantgate.results.find_result`."""
+    from pytest_quantgate.results import find_result
+
+    return find_result(spec, results_dir or default_results_dir(), suite)
+
+
+def default_results_dir() -> Path:
+    """The store ``quantgate`` reads preset ids from: ``$QUANTGATE_DIR/results``, else ``.quantgate/results``."""
     import os
     from pathlib import Path
 
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    directory = results_dir or Path(os.environ.get("QUANTGATE_DIR") or ".quantgate") / "results"
-    stored = directory / f"{spec}.json"
-    if stored.is_file():
-        return stored
-    raise ResultsError(
-        f"{spec!r} is neither a result file nor a preset with a stored result ({stored} does not exist); pass "
-        "the path of a result.json or result.jsonl, or run `pytest --preset ID` first"
-    )
+    return Path(os.environ.get("QUANTGATE_DIR") or ".quantgate") / "results"
 
 
 def compare_files(baseline: Path, candidate: Path, options: CompareOptions | None = None) -> Comparison:
@@ -39,4 +36,4 @@ def compare_files(baseline: Path, candidate: Path, options: CompareOptions | Non
     return compare(load_result(baseline), load_result(candidate), options)
 
 
-__all__ = ["compare_files", "resolve_result"]
+__all__ = ["compare_files", "default_results_dir", "resolve_result"]

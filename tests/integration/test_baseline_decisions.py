@@ -43,14 +43,17 @@ def test_q8_0_may_replace_f16(llama_server_bin: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-4000:]
     verdict = next(line for line in out.splitlines() if line.startswith("verdict "))
     assert verdict.startswith("verdict swap"), verdict
-    results = json.loads((tmp_path / "results" / "tiny-q8_0.json").read_text())
-    assert results["complete"] is True
+    [stored] = (tmp_path / "results" / "tiny-q8_0").glob("*.json")  # the latest clean run of (preset, suite)
+    assert stored.name.startswith("test_tiny-")
+    assert json.loads(stored.read_text())["complete"] is True
 
 
 def test_a_stored_baseline_by_preset_id(llama_server_bin: Path, tmp_path: Path) -> None:
     first = run(tmp_path, llama_server_bin, "--preset", "tiny-f16")
     assert first.returncode == 0, first.stdout[-3000:]
-    assert (tmp_path / "results" / "tiny-f16.json").is_file()
+    [stored] = (tmp_path / "results" / "tiny-f16").glob("*.json")
+    first_run = json.loads(stored.read_text())["run_id"]
     second = run(tmp_path, llama_server_bin, "--preset", "tiny-q8_0", "--baseline", "tiny-f16", "--margin", MARGIN)
     assert second.returncode == 0, second.stdout[-4000:]
     assert "against the baseline tiny-f16" in second.stdout
+    assert f"baseline: {stored} (run {first_run}, started " in second.stdout

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_quantgate.results import stored_path
+
 pytestmark = pytest.mark.usefixtures("llama_server_bin")
 
 LEVELS = """
@@ -107,7 +109,7 @@ def test_ini_and_mark_iterations(pytester: pytest.Pytester) -> None:
 
 def test_a_run_that_ends_before_its_first_level_keeps_the_stored_result(suite: pytest.Pytester) -> None:
     """-x stops at an ordinary test (they run before the levels): no empty result replaces the stored one."""
-    stored = suite.path / ".quantgate" / "results" / "tiny-f16.json"
+    stored = stored_path(suite.path / ".quantgate" / "results", "tiny-f16", "test_demo_levels.py")
     stored.parent.mkdir(parents=True)
     stored.write_text("{}")
     suite.makepyfile(test_plain="def test_plain():\n    assert False\n")
@@ -168,7 +170,7 @@ def test_results_and_artifacts_are_written(suite: pytest.Pytester) -> None:
     assert artifact["outcome"] == "failed"
     assert "never" in artifact["validator"]
     assert artifact["requests"][0]["prompt"] == "copy abc="
-    assert (suite.path / ".quantgate" / "results" / "tiny-f16.json").is_file()
+    assert stored_path(suite.path / ".quantgate" / "results", "tiny-f16", "test_demo_levels.py").is_file()
 
 
 def test_two_presets_side_by_side(suite: pytest.Pytester) -> None:
