@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_quantgate.errors import ValidationError
-from pytest_quantgate.validators import _process
+from pytest_quantgate.validators import _layout, _process
 from pytest_quantgate.validators._process import Limits, NetworkGuard
 
 if TYPE_CHECKING:
@@ -54,8 +54,6 @@ __all__ = [
     "run_hidden_tests",
 ]
 
-_TEST_FILE = "test_hidden.py"
-_REPORTER_MODULE = "_quantgate_sandbox_reporter"
 # Only a test that ran and passed counts: xfailed, xpassed, skipped, deselected and "not run" all fail.
 _OK_OUTCOMES = frozenset({"passed"})
 _SIGNAL_HINTS = {
@@ -157,80 +155,6 @@ def hidden_test_names(tests: str) -> list[str]:
     return names
 
 
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    root: Path
-    workdir: Path
-    test_file: Path
-    harness: Path
-    ini: Path
-    test_hash: str
-
-
-def _prepare(root: Path, code: str, tests: str, module: str, uid: int | None) -> _Layout:
-    workdir = root / "work"
-    testdir = root / "tests"
-    harness = root / "harness"
-    for directory in (workdir, testdir, harness):
-        directory.mkdir()
-    # Model output may hold lone surrogates; they cannot be valid source anyway, so replace them.
-    (workdir / f"{module}.py").write_bytes(code.encode("utf-8", "replace"))
-    test_file = testdir / _TEST_FILE
-    test_file.write_text(tests, encoding="utf-8")
-    reporter = Path(__file__).with_name("_reporter.py").read_text(encoding="utf-8")
-    (harness / f"{_REPORTER_MODULE}.py").write_text(reporter, encoding="utf-8")
-    ini = harness / "pytest.ini"
-    ini.write_text("[pytest]\n", encoding="utf-8")
-    # The candidate may read everything here but write only to work/.
-    root.chmod(0o711)
-    testdir.chmod(0o755)
-    harness.chmod(0o755)
-    test_file.chmod(0o444)
-    if uid is not None:
-        for path in (workdir, workdir / f"{module}.py"):
-            os.chown(path, uid, uid)
-    workdir.chmod(0o700)
-    return _Layout(root, workdir, test_file, harness, ini, hashlib.sha256(tests.encode()).hexdigest())
-
-
-def _pytest_argv(layout: _Layout) -> list[str]:
-    """pytest over the hidden test file only, with the reporter, and none of the host's configuration."""
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        _REPORTER_MODULE,
-        "-c",
-        str(layout.ini),
-        "--rootdir",
-        str(layout.test_file.parent),
-        "-q",
-        "--tb=short",
-        "--color=no",
-        "--no-header",
-        str(layout.test_file),
-    ]
-
-
-def _child_env(layout: _Layout, extra: Mapping[str, str] | None) -> dict[str, str]:
-    """The scrubbed environment, with the reporter and the candidate importable and no plugin autoloading."""
-    return _process.scrubbed_env(
-        home=layout.workdir,
-        python_path=(layout.harness, layout.workdir),
-        extra={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(extra or {})},
-    )
-
-
-def _child_read_paths(layout: _Layout) -> list[Path]:
-    """What the pytest child must be able to read: the interpreter, pytest, and the run's directory."""
-    import pytest
-
-    return [*_process.interpreter_paths(), Path(pytest.__file__).parent, layout.root]
-
-
 def _name_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
 
@@ -289,7 +213,7 @@ def _limit_hint(texts: Iterable[str], limits: Limits) -> str:
 def _judge(
     run: _process.ChildRun,
     expected: list[str],
-    layout: _Layout,
+    layout: _layout.Layout,
     plan: _process.Plan,
     timeout_s: float,
     limits: Limits,
@@ -424,7 +348,7 @@ def run_hidden_tests(
     if (
         not re.fullmatch(r"[A-Za-z_]\w*", module)
         or module in sys.stdlib_module_names
-        or module in {_TEST_FILE.removesuffix(".py"), _REPORTER_MODULE, "pytest", "_pytest", "pluggy"}
+        or module in {_layout.TEST_FILE.removesuffix(".py"), _layout.REPORTER_MODULE, "pytest", "_pytest", "pluggy"}
     ):
         raise ValidationError(
             f"module {module!r} cannot hold the candidate: use an identifier that shadows no standard or "
@@ -437,10 +361,10 @@ def run_hidden_tests(
     is_root = os.geteuid() == 0
     uid = _process.private_uid(is_root)
     with tempfile.TemporaryDirectory(prefix="quantgate-sandbox-", dir=tmp_root, ignore_cleanup_errors=True) as tmp:
-        layout = _prepare(Path(tmp), code, tests, module, uid)
-        keep_read_search = uid is not None and not _process.reachable_by_others(_child_read_paths(layout))
-        argv = _pytest_argv(layout)
-        env_vars = _child_env(layout, env)
+        layout = _layout.prepare(Path(tmp), code, tests, module, uid)
+        keep_read_search = uid is not None and not _process.reachable_by_others(layout.read_paths())
+        argv = layout.pytest_argv()
+        env_vars = layout.child_env(env)
         plans = _process.plans(is_root)
         for index, plan in enumerate(plans):
             run = _process.run_supervised(
