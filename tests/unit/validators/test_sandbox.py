@@ -12,10 +12,10 @@ from pytest_quantgate.errors import ValidationError
 from pytest_quantgate.validators import (
     HiddenTestResult,
     Limits,
+    _process,
     assert_hidden_tests_pass,
     hidden_test_names,
     run_hidden_tests,
-    sandbox,
 )
 
 if TYPE_CHECKING:
@@ -166,8 +166,8 @@ def test_concurrent_runs_do_not_interfere(tmp_path: Path) -> None:
 
 def test_socket_patch_fallback_still_judges_and_blocks_network(monkeypatch: pytest.MonkeyPatch) -> None:
     # Force the weakest plan, the one used where unshare is missing or refused.
-    fallback = [plan for plan in sandbox._plans(is_root=False) if not plan.prefix]
-    monkeypatch.setattr(sandbox, "_plans", lambda is_root: fallback)
+    fallback = [plan for plan in _process.plans(is_root=False) if not plan.prefix]
+    monkeypatch.setattr(_process, "plans", lambda is_root: fallback)
     assert run_hidden_tests(GOOD, TESTS).passed
     code = (
         "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n    FLAG = 'connected'\n"
@@ -181,17 +181,17 @@ def test_socket_patch_fallback_still_judges_and_blocks_network(monkeypatch: pyte
 
 
 def test_unusable_unshare_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = sandbox._Plan(("/bin/false",), "netns", mount_namespace=True, pid_namespace=True)
-    fallback = [plan for plan in sandbox._plans(is_root=False) if not plan.prefix]
-    monkeypatch.setattr(sandbox, "_plans", lambda is_root: [broken, *fallback])
+    broken = _process.Plan(("/bin/false",), "netns", mount_namespace=True, pid_namespace=True)
+    fallback = [plan for plan in _process.plans(is_root=False) if not plan.prefix]
+    monkeypatch.setattr(_process, "plans", lambda is_root: [broken, *fallback])
     result = run_hidden_tests(GOOD, TESTS)
     assert result.passed
     assert result.network_guard == "socket-patch"
 
 
 def test_a_sandbox_that_cannot_start_is_a_validation_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = sandbox._Plan(("/bin/false",), "netns", mount_namespace=True, pid_namespace=True)
-    monkeypatch.setattr(sandbox, "_plans", lambda is_root: [broken])
+    broken = _process.Plan(("/bin/false",), "netns", mount_namespace=True, pid_namespace=True)
+    monkeypatch.setattr(_process, "plans", lambda is_root: [broken])
     with pytest.raises(ValidationError, match="could not start pytest"):
         run_hidden_tests(GOOD, TESTS)
 
