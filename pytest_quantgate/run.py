@@ -458,9 +458,9 @@ class Recorder:
 
 
 def _per_level(spec: GateSpec) -> bool:
-    from pytest_quantgate.gates import METRICS
+    from pytest_quantgate.measures import resolve_metric
 
-    return METRICS[spec.metric].per_level
+    return resolve_metric(spec.metric).per_level
 
 
 def _summary_dict(agg: RunAggregate) -> dict[str, object]:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pytest_quantgate.client import Completion, Timings
 from pytest_quantgate.errors import SpecError
+from pytest_quantgate.measures import Measurement
 from pytest_quantgate.levels import (
     LEVEL_MARK_KWARGS,
     LevelSpec,
@@ -333,6 +334,11 @@ SAMPLES = st.builds(
     memory_peak_mb=_OPT_FLOAT,
     memory_source=st.sampled_from([None, "rss", "nvml"]),
     gates=st.lists(st.sampled_from(["pass_rate>=80", "score_mean>=95"]), max_size=2).map(tuple),
+    measures=st.lists(
+        st.builds(Measurement, name=st.sampled_from(["chars_per_s", "words"]), value=st.floats(-1e9, 1e9),
+                  unit=st.sampled_from(["", "chars/s"]), better=st.sampled_from(["higher", "lower"])),
+        max_size=3,
+    ).map(tuple),
 )
 
 
@@ -345,7 +351,8 @@ def test_sample_round_trips_through_a_dict(s: Sample) -> None:
     data = json.loads(json.dumps(s.to_dict()))  # as it travels through a result file
     assert Sample.from_dict(data) == s
     assert s.to_dict() == dataclasses.asdict(s) | {"requests": [dataclasses.asdict(r) for r in s.requests],
-                                                    "gates": list(s.gates)}  # fmt: skip
+                                                    "gates": list(s.gates),
+                                                    "measures": [dataclasses.asdict(m) for m in s.measures]}  # fmt: skip
 
 
 _RUN_SAMPLES = st.lists(
