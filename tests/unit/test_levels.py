@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from pytest_quantgate.client import Completion, Timings
 from pytest_quantgate.errors import SpecError
-from pytest_quantgate.measures import Measurement
 from pytest_quantgate.levels import (
     LEVEL_MARK_KWARGS,
     LevelSpec,
@@ -21,6 +20,7 @@ from pytest_quantgate.levels import (
     iteration_scores,
     iteration_tokens_per_s,
 )
+from pytest_quantgate.measures import Measurement
 from pytest_quantgate.stats import wilson
 
 WHERE = "tests/test_suite.py::test_add3"
@@ -350,9 +350,12 @@ def test_sample_round_trips_through_a_dict(s: Sample) -> None:
 
     data = json.loads(json.dumps(s.to_dict()))  # as it travels through a result file
     assert Sample.from_dict(data) == s
-    assert s.to_dict() == dataclasses.asdict(s) | {"requests": [dataclasses.asdict(r) for r in s.requests],
-                                                    "gates": list(s.gates),
-                                                    "measures": [dataclasses.asdict(m) for m in s.measures]}  # fmt: skip
+    nested = {
+        "requests": [dataclasses.asdict(r) for r in s.requests],
+        "gates": list(s.gates),
+        "measures": [dataclasses.asdict(m) for m in s.measures],
+    }
+    assert s.to_dict() == dataclasses.asdict(s) | nested
 
 
 _RUN_SAMPLES = st.lists(
