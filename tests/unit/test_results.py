@@ -30,6 +30,7 @@ from pytest_quantgate.results import (
     why_not_stored,
     write_final,
 )
+from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -157,7 +158,7 @@ def final() -> ResultFile:
         server=ServerRecord(base_url="http://127.0.0.1:5000", load_s=1.5, memory_idle_mb=101.0, memory_source="rss"),
         samples=samples(),
         gates=[GateRecord(id="score_mean>=95", passed=False, observed=33.3, message="score 33.3 < 95", source="ini")],
-        summary={"score_mean": 33.3},
+        summary=SummaryRecord(preset="tiny-q8_0", max_points=3.0, errors=1),
     )
 
 
