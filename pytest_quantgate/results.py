@@ -95,8 +95,7 @@ class ResultFile(Header):
         """The level keys the run holds, from its samples, or from its summary when it has none."""
         if self.samples:
             return list(dict.fromkeys(s.level for s in self.samples))
-        levels = self.summary.get("levels")
-        return [str(key) for key in levels] if isinstance(levels, dict) else []
+        return list(self.summary.levels)
 
     @property
     def suite(self) -> str:
