@@ -30,7 +30,7 @@ from pytest_quantgate.results import (
     why_not_stored,
     write_final,
 )
-from pytest_quantgate.summary import SummaryRecord
+from pytest_quantgate.summary import LevelRecord, SummaryRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -303,7 +303,8 @@ def test_a_result_knows_its_suite_from_its_samples_or_else_its_summary() -> None
     result = final()
     assert result.level_keys() == ["suite.py::test_add3"]
     assert result.suite == "suite.py"
-    summary_only = result.model_copy(update={"samples": [], "summary": {"levels": {"m.py::test_a": {}}}})
+    levels = {"m.py::test_a": LevelRecord(name="test_a", points=1, passed=1, n=1)}
+    summary_only = result.model_copy(update={"samples": [], "summary": SummaryRecord(levels=levels)})
     assert summary_only.suite == "m.py"
 
 
