@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from pytest_quantgate.errors import SpecError
+from pytest_quantgate.measures import BUILTIN_METRICS, STATS, MetricRef, resolve_metric
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -35,45 +36,9 @@ _GATE = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
-    name: str
-    label: str  # how the message names it: "score mean"
-    unit: str
-    help: str
-    per_level: bool = False
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("score_mean", "score mean", "%", "mean suite score over iterations, % of the maximum"),
-        Metric("score_sigma", "score σ", "%", "standard deviation of the suite score over iterations"),
-        Metric("score_min", "score min", "%", "lowest iteration score"),
-        Metric("score_max", "score max", "%", "highest iteration score"),
-        Metric("score_ci_low", "score CI low", "%", "lower end of the 95% t interval of the mean score"),
-        Metric("score_ci_high", "score CI high", "%", "upper end of the 95% t interval of the mean score"),
-        Metric("tps_mean", "tok/s mean", " tok/s", "mean decode tokens/s over iterations"),
-        Metric("tps_min", "tok/s min", " tok/s", "slowest iteration's decode tokens/s"),
-        Metric("tps_max", "tok/s max", " tok/s", "fastest iteration's decode tokens/s"),
-        Metric("tps_sigma", "tok/s σ", " tok/s", "standard deviation of decode tokens/s over iterations"),
-        Metric("ttft_median_ms", "TTFT median", " ms", "median time to first token over requests"),
-        Metric("ttft_p95_ms", "TTFT p95", " ms", "95th percentile time to first token"),
-        Metric("ttft_first_ms", "TTFT first", " ms", "time to first token of the first request (cold)"),
-        Metric("load_s", "load time", " s", "server start to ready"),
-        Metric("memory_peak_mb", "memory peak", " MB", "peak memory of the server (GPU via NVML, else RSS)"),
-        Metric("memory_idle_mb", "memory idle", " MB", "server memory after the first iteration"),
-        Metric("errors", "errors", "", "level runs that errored (not: failed their validator)"),
-        Metric("pass_rate", "pass rate", "%", "a level's pass rate; per level", per_level=True),
-        Metric(
-            "pass_rate_low",
-            "pass rate CI low",
-            "%",
-            "Wilson lower bound of a level's pass rate",
-            per_level=True,
-        ),
-    )
-}
+# The built-in metrics (score_mean, tps_min, ttft_p95_ms, memory_peak_mb, pass_rate[...], ...); a recorded
+# measurement NAME adds NAME_mean, NAME_sigma, ... (see pytest_quantgate.measures).
+METRICS: dict[str, MetricRef] = BUILTIN_METRICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +87,15 @@ def parse_gate(text: str, source: GateSource = "option", where: str = "") -> Gat
             f"(OP one of {', '.join(_OPS)})"
         )
     metric = match["metric"]
-    if metric not in METRICS:
-        raise SpecError(f"{prefix}gate {text!r} names unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
+    try:
+        ref = resolve_metric(metric)
+    except SpecError:
+        raise SpecError(
+            f"{prefix}gate {text!r} names unknown metric {metric!r}; known metrics: {', '.join(METRICS)}; a "
+            f"measurement a level records as NAME is gated as NAME_STAT, STAT one of {', '.join(STATS)}"
+        ) from None
     level = match["level"]
-    if level and not METRICS[metric].per_level:
+    if level and not ref.per_level:
         raise SpecError(f"{prefix}gate {text!r}: {metric} is a suite metric and takes no [level]")
     bound = float(match["bound"])
     if not math.isfinite(bound):  # "1e999" reads as inf, and every value is < inf
@@ -153,7 +123,7 @@ def evaluate(
     """
     outcomes: list[GateOutcome] = []
     for spec in specs:
-        if METRICS[spec.metric].per_level:
+        if resolve_metric(spec.metric).per_level:
             targets = [lv for lv in agg.levels if spec.level in (None, lv.name, lv.level)]
             if spec.level and not targets:
                 outcomes.append(_no_data(spec, agg, f"no level named {spec.level!r} ran"))
@@ -167,48 +137,45 @@ def evaluate(
 
 
 def _suite_outcome(spec: GateSpec, agg: RunAggregate) -> GateOutcome:
-    value, context = _suite_value(spec.metric, agg)
+    value, context = metric_value(resolve_metric(spec.metric), agg)
     if value is None:
         return _no_data(spec, agg, context or "no data")
     return _judge(spec, agg.preset, value, context, None)
 
 
-def _suite_value(metric: str, agg: RunAggregate) -> tuple[float | None, str]:
-    def from_summary(summary: Summary | None, attr: str, what: str) -> tuple[float | None, str]:
-        if summary is None:
-            return None, f"no {what} was measured"
-        return getattr(summary, attr), _summary_context(summary)
+_MISSING = {
+    "score": "no level ran: nothing to score",
+    "tps": "no decode rate was measured",
+    "ttft": "no TTFT (requests must stream) was measured",
+    "load": "the server was not started by this run",
+    "memory_peak": "no memory reading (attached server?)",
+    "memory_idle": "no idle reading",
+}
 
-    score_attrs = {"score_mean": "mean", "score_sigma": "sd", "score_min": "min", "score_max": "max",
-                   "score_ci_low": "ci_low", "score_ci_high": "ci_high"}  # fmt: skip
-    if metric in score_attrs:
-        if agg.score is None:
-            return None, "no level ran: nothing to score"
-        if metric.startswith("score_ci") and not agg.score.ci_defined:
-            return None, "a confidence interval needs at least 2 iterations (run with --iterations 2 or more)"
-        return from_summary(agg.score, score_attrs[metric], "score")
-    tps_attrs = {"tps_mean": "mean", "tps_min": "min", "tps_max": "max", "tps_sigma": "sd"}
-    if metric in tps_attrs:
-        return from_summary(agg.tps, tps_attrs[metric], "decode rate")
-    if metric == "ttft_median_ms":
-        return from_summary(agg.ttft_ms, "median", "TTFT (requests must stream)")
-    if metric == "ttft_p95_ms":
-        return from_summary(agg.ttft_ms, "p95", "TTFT (requests must stream)")
-    if metric == "ttft_first_ms":
+
+def metric_value(ref: MetricRef, agg: RunAggregate) -> tuple[float | None, str]:
+    """(the value a suite metric names, its context for the message) — or (None, why there is none)."""
+    if ref.stat == "first":
         return agg.ttft_first_ms, "" if agg.ttft_first_ms is not None else "no streamed request"
-    if metric == "load_s":
-        return agg.load_s, "" if agg.load_s is not None else "the server was not started by this run"
-    if metric == "memory_peak_mb":
-        src = f"source {agg.memory_source}" if agg.memory_source else ""
-        return (
-            agg.memory_peak_mb,
-            src if agg.memory_peak_mb is not None else "no memory reading (attached server?)",
-        )
-    if metric == "memory_idle_mb":
-        return agg.memory_idle_mb, "" if agg.memory_idle_mb is not None else "no idle reading"
-    if metric == "errors":
-        return float(agg.errors), f"{agg.n_samples} level runs"
-    raise AssertionError(f"unhandled metric {metric}")  # METRICS and this function are kept in step
+    if ref.stat == "value":
+        value = agg.scalar(ref.measure)
+        if value is None:
+            return None, _MISSING[ref.measure]
+        if ref.measure == "memory_peak":
+            return value, f"source {agg.memory_source}" if agg.memory_source else ""
+        if ref.measure == "errors":
+            return value, f"{agg.n_samples} level runs"
+        return value, ""
+    summary = agg.summary_of(ref.measure)
+    if summary is None:
+        if ref.builtin:
+            return None, _MISSING[ref.measure]
+        recorded = f"; recorded: {', '.join(agg.measures)}" if agg.measures else ""
+        return None, f"no level recorded a measurement named {ref.measure!r}{recorded}"
+    if ref.stat.startswith("ci_") and not summary.ci_defined:
+        return None, "a confidence interval needs at least 2 iterations (run with --iterations 2 or more)"
+    stat: float = getattr(summary, STATS[ref.stat][0])
+    return stat, _summary_context(summary)
 
 
 def _level_outcome(spec: GateSpec, agg: RunAggregate, lv: LevelAggregate) -> GateOutcome:
@@ -224,17 +191,17 @@ def _summary_context(s: Summary) -> str:
 
 
 def _judge(spec: GateSpec, preset: str, value: float, context: str, level: str | None) -> GateOutcome:
-    meta = METRICS[spec.metric]
+    label = resolve_metric(spec.metric).label
     passed = _OPS[spec.op](value, spec.bound) and not math.isnan(value)
     op = spec.op if passed else _NEGATION[spec.op]
-    subject = f"{meta.label} of {level}" if level else meta.label
+    subject = f"{label} of {level}" if level else label
     details = ", ".join(x for x in (context, f"preset {preset}") if x)
     message = f"{subject} {_fmt(value)} {op} {_fmt(spec.bound)} ({details})"
     return GateOutcome(spec=spec, preset=preset, passed=passed, observed=value, message=message, level=level)
 
 
 def _no_data(spec: GateSpec, agg: RunAggregate, why: str) -> GateOutcome:
-    message = f"{METRICS[spec.metric].label}: cannot evaluate {spec.expr}: {why} (preset {agg.preset})"
+    message = f"{resolve_metric(spec.metric).label}: cannot evaluate {spec.expr}: {why} (preset {agg.preset})"
     return GateOutcome(spec=spec, preset=agg.preset, passed=False, observed=None, message=message, level=spec.level)
 
 

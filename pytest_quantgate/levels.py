@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_quantgate.errors import SpecError
+from pytest_quantgate.measures import Measurement, Series, series
 from pytest_quantgate.stats import Rate, Summary, percentile, summarize, wilson
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ class Sample:
     memory_peak_mb: float | None = None  # peak seen by this process's sampler so far
     memory_source: str | None = None
     gates: tuple[str, ...] = ()  # gate expressions declared by marks on this level
+    measures: tuple[Measurement, ...] = ()  # what the level recorded with the ``measure`` fixture
 
     @property
     def passed(self) -> bool:
@@ -175,6 +177,7 @@ class Sample:
         data = {name: getattr(self, name) for name in _SAMPLE_FIELDS}
         data["requests"] = [{name: getattr(r, name) for name in _REQUEST_FIELDS} for r in self.requests]
         data["gates"] = list(self.gates)
+        data["measures"] = [m.to_dict() for m in self.measures]
         return data
 
     @classmethod
@@ -182,6 +185,7 @@ class Sample:
         fields = dict(data)
         fields["requests"] = tuple(RequestRecord(**r) for r in fields.get("requests", ()))
         fields["gates"] = tuple(fields.get("gates", ()))
+        fields["measures"] = tuple(Measurement(**m) for m in fields.get("measures", ()))
         return cls(**fields)
 
 
@@ -227,6 +231,25 @@ class RunAggregate:
     errors: int
     n_samples: int
     extra: dict[str, float] = field(default_factory=dict)
+    measures: Mapping[str, Series] = field(default_factory=dict)  # recorded by levels, by name
+
+    def summary_of(self, measure: str) -> Summary | None:
+        """The per-iteration (per-request for TTFT) summary of a built-in or recorded figure."""
+        builtin = {"score": self.score, "tps": self.tps, "ttft": self.ttft_ms}
+        if measure in builtin:
+            return builtin[measure]
+        found = self.measures.get(measure)
+        return found.summary if found else None
+
+    def scalar(self, measure: str) -> float | None:
+        """A built-in figure with one value per run (load, memory, errors)."""
+        values = {
+            "load": self.load_s,
+            "memory_peak": self.memory_peak_mb,
+            "memory_idle": self.memory_idle_mb,
+            "errors": float(self.errors),
+        }
+        return values[measure]
 
 
 def _clip(summary: Summary | None, low: float, high: float) -> Summary | None:
@@ -347,4 +370,5 @@ def aggregate(preset: str, samples: Iterable[Sample], *, load_s: float | None = 
         memory_source=next((s.memory_source for s in judged if s.memory_source), None),
         errors=sum(s.outcome == "error" for s in judged),
         n_samples=len(judged),
+        measures=series((s.iteration, m) for s in sorted(judged, key=lambda s: s.iteration) for m in s.measures),
     )

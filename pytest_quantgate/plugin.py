@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.levels import LevelSpec, Outcome
     from pytest_quantgate.llm import Llm
+    from pytest_quantgate.measures import Measure
     from pytest_quantgate.presets import Preset
     from pytest_quantgate.run import Recorder, RunConfig, Servers  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.sharing import Lease
@@ -49,6 +50,7 @@ LEVEL_KEY = pytest.StashKey["LevelInfo"]()
 LLM_KEY = pytest.StashKey["Llm"]()
 STARTED_KEY = pytest.StashKey[float]()
 ARTIFACTS_KEY = pytest.StashKey["ArtifactWriter"]()
+MEASURE_KEY = pytest.StashKey["Measure"]()
 
 
 class LevelInfo:
@@ -372,6 +374,19 @@ def llm(
     return handle
 
 
+@pytest.fixture
+def measure(request: pytest.FixtureRequest) -> Measure:
+    """Record a named measurement in this level run: ``measure("chars_per_s", 41.5, unit="chars/s")``.
+
+    Aggregated over iterations, gated as ``chars_per_s_mean >= 40`` and compared against a baseline.
+    """
+    from pytest_quantgate.measures import Measure
+
+    recorder = Measure()
+    request.node.stash[MEASURE_KEY] = recorder
+    return recorder
+
+
 # -- running: samples ride on reports ----------------------------------------------------------------
 
 
@@ -432,6 +447,7 @@ def pytest_runtest_makereport(
         memory_peak_mb=peak,
         memory_source=source,
         gates=info.gates,
+        measures=tuple(measured.recorded) if (measured := item.stash.get(MEASURE_KEY, None)) else (),
     )
     # The Sample itself: turned into a dict only when the report leaves the process (xdist, report logs).
     setattr(report, SAMPLE_ATTR, sample)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.levels import Sample
+from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -88,14 +89,13 @@ class ResultFile(Header):
     server: ServerRecord = Field(default_factory=ServerRecord)
     samples: list[Sample] = Field(default_factory=list)
     gates: list[GateRecord] = Field(default_factory=list)
-    summary: dict[str, Any] = Field(default_factory=dict)
+    summary: SummaryRecord = Field(default_factory=SummaryRecord)
 
     def level_keys(self) -> list[str]:
         """The level keys the run holds, from its samples, or from its summary when it has none."""
         if self.samples:
             return list(dict.fromkeys(s.level for s in self.samples))
-        levels = self.summary.get("levels")
-        return [str(key) for key in levels] if isinstance(levels, dict) else []
+        return list(self.summary.levels)
 
     @property
     def suite(self) -> str:

@@ -36,6 +36,7 @@ from pytest_quantgate.results import (
     write_final,
 )
 from pytest_quantgate.sharing import Lease, acquire, attach, read_info, reap
+from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -412,7 +413,7 @@ class Recorder:
                 GateRecord(id=o.id, passed=o.passed, observed=o.observed, message=o.message, source=o.spec.source)
                 for o in self.outcomes.get(preset_id, ())
             ],
-            summary=_summary_dict(agg),
+            summary=SummaryRecord.of(agg),
         )
 
     def _preset(self, preset_id: str) -> Preset | None:
@@ -458,18 +459,9 @@ class Recorder:
 
 
 def _per_level(spec: GateSpec) -> bool:
-    from pytest_quantgate.gates import METRICS
+    from pytest_quantgate.measures import resolve_metric
 
-    return METRICS[spec.metric].per_level
-
-
-def _summary_dict(agg: RunAggregate) -> dict[str, object]:
-    out = dataclasses.asdict(agg)
-    out.pop("levels", None)
-    out["levels"] = {
-        lv.level: {"name": lv.name, "points": lv.points, "passed": lv.rate.passed, "n": lv.rate.n} for lv in agg.levels
-    }
-    return out
+    return resolve_metric(spec.metric).per_level
 
 
 def default_out_dir(rootdir: Path, configured: str | None) -> Path:

@@ -123,11 +123,11 @@ def make_result(
 
 
 def summary_only(result: ResultFile) -> ResultFile:
-    """The same result with its samples dropped and the summary the recorder writes (run._summary_dict)."""
-    from pytest_quantgate.run import _summary_dict
+    """The same result with its samples dropped and the summary the recorder writes."""
+    from pytest_quantgate.summary import SummaryRecord
 
     agg = aggregate(result.preset.id, result.samples, load_s=result.server.load_s)
-    stripped = result.model_copy(update={"samples": [], "summary": _summary_dict(agg)})
+    stripped = result.model_copy(update={"samples": [], "summary": SummaryRecord.of(agg)})
     return ResultFile.model_validate_json(stripped.model_dump_json())  # as read back from a file
 
 

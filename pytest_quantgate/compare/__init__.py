@@ -29,12 +29,13 @@ from pytest_quantgate.compare.files import compare_files, default_results_dir, r
 from pytest_quantgate.compare.matching import PairedItems
 from pytest_quantgate.compare.options import CompareOptions
 from pytest_quantgate.compare.sides import result_aggregate
-from pytest_quantgate.compare.verdict import CeilingCheck, Comparison, Verdict, compare
+from pytest_quantgate.compare.verdict import CeilingCheck, Comparison, MeasureChange, Verdict, compare
 
 __all__ = [
     "CeilingCheck",
     "CompareOptions",
     "Comparison",
+    "MeasureChange",
     "PairedItems",
     "Verdict",
     "compare",

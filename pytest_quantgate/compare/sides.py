@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_quantgate.errors import ResultsError
-from pytest_quantgate.levels import IterationScore, LevelAggregate, RunAggregate, Sample, aggregate
-from pytest_quantgate.stats import Summary, summarize, wilson
+from pytest_quantgate.levels import LevelAggregate, RunAggregate, Sample, aggregate
+from pytest_quantgate.stats import summarize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -45,57 +45,13 @@ def read_side(result: ResultFile, role: str) -> Side:
         if samples:
             agg = aggregate(preset, samples)
             return Side(result, preset, samples, {lv.level: lv for lv in agg.levels}, True)
-    levels = _summary_levels(result, where)
+    levels = result.summary.level_aggregates()
     if not levels:
         raise ResultsError(
             f"{where} holds no level results: no samples and no per-level counts in its summary. "
             "Nothing can be compared; re-run the suite on this preset"
         )
     return Side(result, result.preset.id, (), levels, False)
-
-
-def _summary_levels(result: ResultFile, where: str) -> dict[str, LevelAggregate]:
-    raw = result.summary.get("levels")
-    if not isinstance(raw, dict):
-        return {}
-    out: dict[str, LevelAggregate] = {}
-    for key, entry in raw.items():
-        try:
-            passed, n, points = int(entry["passed"]), int(entry["n"]), float(entry["points"])
-            name = str(entry.get("name") or key)
-            rate = wilson(passed, n)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ResultsError(
-                f"{where}: summary entry for level {key!r} is unreadable ({exc}); expected passed, n, points"
-            ) from None
-        # Order within the level is lost in a summary; only the counts matter to the stratified analysis.
-        out[str(key)] = LevelAggregate(str(key), name, points, rate, (True,) * passed + (False,) * (n - passed))
-    return out
-
-
-def _summary_stat(result: ResultFile, key: str) -> Summary | None:
-    raw = result.summary.get(key)
-    if not isinstance(raw, dict):
-        return None
-    try:
-        return Summary(**raw)
-    except TypeError:
-        return None
-
-
-def _summary_float(result: ResultFile, key: str) -> float | None:
-    value = result.summary.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _summary_iterations(result: ResultFile) -> tuple[IterationScore, ...]:
-    raw = result.summary.get("iterations")
-    if not isinstance(raw, list | tuple):  # a tuple until the summary has been through JSON
-        return ()
-    try:
-        return tuple(IterationScore(**entry) for entry in raw)
-    except TypeError:
-        return ()
 
 
 def restricted_aggregate(side: Side, keys: Mapping[str, str]) -> RunAggregate:
@@ -106,7 +62,8 @@ def restricted_aggregate(side: Side, keys: Mapping[str, str]) -> RunAggregate:
         return aggregate(side.preset, kept, load_s=load_s)
     levels = tuple(dataclasses.replace(side.levels[k], level=common) for k, common in keys.items())
     whole = len(keys) == len(side.levels)  # iteration scores in a summary cover every level of that run
-    iterations = _summary_iterations(side.result) if whole else ()
+    summary = side.result.summary
+    iterations = summary.iteration_scores() if whole else ()
     tps = [it.tokens_per_s for it in iterations if it.tokens_per_s is not None]
     return RunAggregate(
         preset=side.preset,
@@ -115,15 +72,16 @@ def restricted_aggregate(side: Side, keys: Mapping[str, str]) -> RunAggregate:
         levels=levels,
         score=summarize([it.percent for it in iterations]) if iterations else None,
         score_raw=summarize([it.raw for it in iterations]) if iterations else None,
-        tps=summarize(tps) if tps else _summary_stat(side.result, "tps"),
-        ttft_ms=_summary_stat(side.result, "ttft_ms"),
-        ttft_first_ms=_summary_float(side.result, "ttft_first_ms"),
-        load_s=load_s if load_s is not None else _summary_float(side.result, "load_s"),
-        memory_peak_mb=_summary_float(side.result, "memory_peak_mb"),
-        memory_idle_mb=_summary_float(side.result, "memory_idle_mb"),
+        tps=summarize(tps) if tps else summary.stat("tps"),
+        ttft_ms=summary.stat("ttft_ms"),
+        ttft_first_ms=summary.ttft_first_ms,
+        load_s=load_s if load_s is not None else summary.load_s,
+        memory_peak_mb=summary.memory_peak_mb,
+        memory_idle_mb=summary.memory_idle_mb,
         memory_source=side.result.server.memory_source,
-        errors=int(_summary_float(side.result, "errors") or 0),
+        errors=summary.errors,
         n_samples=sum(lv.rate.n for lv in levels),
+        measures=summary.series() if whole else {},
     )
 
 

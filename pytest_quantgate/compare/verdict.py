@@ -44,6 +44,17 @@ class CeilingCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class MeasureChange:
+    """A recorded measurement on both sides: per-iteration values compared like tokens/s (significant AND
+    beyond the noise floor). ``better`` "neither" reports the direction without judging it."""
+
+    name: str
+    unit: str
+    better: str
+    delta: SpeedDelta
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
     """A candidate result against a baseline result: the verdict, the evidence, and its limits."""
 
@@ -63,6 +74,7 @@ class Comparison:
     tps: SpeedDelta | None  # tokens/s per iteration
     ttft: SpeedDelta | None  # ms per request, lower is better
     memory: SpeedDelta | None  # highest reading per iteration, lower is better
+    measures: tuple[MeasureChange, ...]  # recorded measurements present on both sides
     ceiling: CeilingCheck | None
     baseline_load_s: float | None
     candidate_load_s: float | None
@@ -200,6 +212,8 @@ def compare(
             worse_label="larger",
         )  # fmt: skip
 
+    measures = _measure_changes(base_agg, cand_agg, options, problems)
+
     ceiling = None
     if candidate.preset.memory_ceiling_mb is not None:
         peak = cand_agg.memory_peak_mb
@@ -246,6 +260,7 @@ def compare(
         tps=tps,
         ttft=ttft,
         memory=memory,
+        measures=measures,
         ceiling=ceiling,
         baseline_load_s=base_agg.load_s,
         candidate_load_s=cand_agg.load_s,
@@ -258,6 +273,28 @@ def compare(
         problems=tuple(problems),
         options=options,
     )
+
+
+_LABELS = {"higher": ("better", "worse"), "lower": ("better", "worse"), "neither": ("higher", "lower")}
+
+
+def _measure_changes(
+    base: RunAggregate, cand: RunAggregate, options: CompareOptions, problems: list[str]
+) -> tuple[MeasureChange, ...]:
+    """Every recorded measurement of either side, compared where both recorded it."""
+    changes = []
+    for name in dict.fromkeys([*base.measures, *cand.measures]):
+        b, c = base.measures.get(name), cand.measures.get(name)
+        ref = c or b
+        assert ref is not None
+        better_label, worse_label = _LABELS[ref.better]
+        delta = _speed(
+            f"measurement {name}", b.values if b else [], c.values if c else [], options, problems,
+            higher_is_better=ref.better != "lower", better_label=better_label, worse_label=worse_label,
+        )  # fmt: skip
+        if delta is not None:
+            changes.append(MeasureChange(name, ref.unit, ref.better, delta))
+    return tuple(changes)
 
 
 def _plan(

@@ -76,6 +76,16 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
                 _speed_cell(delta),
             ]
         )
+    for m in c.measures:
+        unit = f" {m.unit}" if m.unit else ""
+        rows.append(
+            [
+                f"{m.name}{unit} (median)",
+                number(m.delta.baseline_median, 1),
+                number(m.delta.candidate_median, 1),
+                _speed_cell(m.delta),
+            ]
+        )
     ba, ca = c.baseline_aggregate, c.candidate_aggregate
     peak_change = ""
     if ba.memory_peak_mb and ca.memory_peak_mb:

@@ -19,7 +19,7 @@ from pytest_quantgate.render.comparison import (
 )
 from pytest_quantgate.render.format import number
 from pytest_quantgate.render.plots import PLOTS_HINT, write_plots
-from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows, verdict
+from pytest_quantgate.render.terminal import DECISION_HEADERS, MEASURE_HEADERS, decision_rows, measure_rows, verdict
 from pytest_quantgate.results import load_result
 
 if TYPE_CHECKING:
@@ -119,6 +119,9 @@ def render_markdown(
         row = decision_rows([agg], {})[0]
         row[-1] = verdict(result.gates, agg.errors)  # the stored outcomes, in the terminal table's words
         out.append(md_table(DECISION_HEADERS, [row], right=right))
+    if agg.measures:
+        out += ["", "## Measurements", "", "Per iteration: the mean of what the levels recorded under the name.", ""]
+        out.append(md_table(MEASURE_HEADERS, measure_rows([agg]), right=frozenset(range(4, 11))))
     out += ["", "## Per-level pass rates", ""]
     if comparison is not None:
         alpha = comparison.options.alpha

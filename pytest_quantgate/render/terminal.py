@@ -105,6 +105,26 @@ def level_table(aggs: Sequence[RunAggregate]) -> str:
     return table(headers, rows, right=frozenset(range(1, len(headers))))
 
 
+MEASURE_HEADERS = ("variant", "measurement", "unit", "better", "n", "mean", "σ", "min", "max", "median", "p95")
+
+
+def measure_rows(aggs: Sequence[RunAggregate]) -> list[list[str]]:
+    """One row per (preset, recorded measurement): its summary over iterations."""
+    rows = []
+    for agg in aggs:
+        for name, series in agg.measures.items():
+            s = series.summary
+            stats = [s.mean, s.sd, s.min, s.max, s.median, s.p95] if s else [None] * 6
+            rows.append(
+                [agg.preset, name, series.unit or "—", series.better, str(s.n if s else 0), *(number(x) for x in stats)]
+            )
+    return rows
+
+
+def measure_table(aggs: Sequence[RunAggregate]) -> str:
+    return table(MEASURE_HEADERS, measure_rows(aggs), right=frozenset(range(4, 11)))
+
+
 def render(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[GateOutcome]]) -> str:
     """The whole terminal report: decision table, Δ for two presets, per-level pass rates, failed gates."""
     rows = decision_rows(aggs, gates)
@@ -116,10 +136,22 @@ def render(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[GateOutcom
         "per-level pass rates:",
         level_table(aggs),
     ]
+    if any(agg.measures for agg in aggs):
+        parts += ["", "measurements (per iteration: the mean of what the levels recorded):", measure_table(aggs)]
     failed = [o for outcomes in gates.values() for o in outcomes if not o.passed]
     if failed:
         parts += ["", "failed gates:", *(f"  gate[{o.id}] {o.message}" for o in failed)]
     return "\n".join(parts)
 
 
-__all__ = ["DECISION_HEADERS", "decision_rows", "delta_row", "level_table", "render", "verdict"]
+__all__ = [
+    "DECISION_HEADERS",
+    "MEASURE_HEADERS",
+    "decision_rows",
+    "delta_row",
+    "level_table",
+    "measure_rows",
+    "measure_table",
+    "render",
+    "verdict",
+]

@@ -357,3 +357,44 @@ def test_a_gate_and_its_opposite_never_both_pass(samples, load_s, metric, ops, b
         else:
             assert not x.passed and not y.passed
         assert re.search(rf"preset {re.escape(PRESET)}\)$", x.message)
+
+
+# -- recorded measurements ---------------------------------------------------------------------------------
+
+
+def _measured(values_by_iteration):
+    from pytest_quantgate.measures import Measurement
+
+    samples = [
+        sample(ADD3, k, measures=tuple(Measurement("chars_per_s", v, "chars/s") for v in values))
+        for k, values in values_by_iteration.items()
+    ]
+    return aggregate(PRESET, samples)
+
+
+def test_a_recorded_measurement_is_gated_like_a_builtin() -> None:
+    agg = _measured({1: [100.0, 120.0], 2: [90.0], 3: [80.0]})  # per iteration 110, 90, 80
+    ok = judge("chars_per_s_mean >= 90", agg)
+    assert ok.passed and ok.observed == pytest.approx(280 / 3)
+    bad = judge("chars_per_s_min > 85", agg)
+    assert not bad.passed
+    assert bad.message.startswith("chars_per_s min 80.0 <= 85.0 (n=3, σ=15.3, 95% CI [")
+    assert bad.message.endswith(f"preset {PRESET})")
+    assert judge("chars_per_s_p95 <= 200", agg).passed
+
+
+def test_a_gate_on_a_measurement_nobody_recorded_fails_and_names_what_was_recorded() -> None:
+    agg = _measured({1: [1.0], 2: [2.0]})
+    out = judge("words_mean >= 1", agg)
+    assert not out.passed and out.observed is None
+    assert "no level recorded a measurement named 'words'; recorded: chars_per_s" in out.message
+
+
+def test_a_measurement_interval_needs_two_iterations() -> None:
+    out = judge("chars_per_s_ci_low >= 0", _measured({1: [5.0]}))
+    assert not out.passed and "at least 2 iterations" in out.message
+
+
+def test_a_measurement_name_is_not_a_level_metric() -> None:
+    with pytest.raises(SpecError, match="suite metric and takes no"):
+        parse_gate("chars_per_s_mean[test_x] >= 1")

@@ -20,6 +20,7 @@ from pytest_quantgate.levels import (
     iteration_scores,
     iteration_tokens_per_s,
 )
+from pytest_quantgate.measures import Measurement
 from pytest_quantgate.stats import wilson
 
 WHERE = "tests/test_suite.py::test_add3"
@@ -333,6 +334,11 @@ SAMPLES = st.builds(
     memory_peak_mb=_OPT_FLOAT,
     memory_source=st.sampled_from([None, "rss", "nvml"]),
     gates=st.lists(st.sampled_from(["pass_rate>=80", "score_mean>=95"]), max_size=2).map(tuple),
+    measures=st.lists(
+        st.builds(Measurement, name=st.sampled_from(["chars_per_s", "words"]), value=st.floats(-1e9, 1e9),
+                  unit=st.sampled_from(["", "chars/s"]), better=st.sampled_from(["higher", "lower"])),
+        max_size=3,
+    ).map(tuple),
 )
 
 
@@ -344,8 +350,12 @@ def test_sample_round_trips_through_a_dict(s: Sample) -> None:
 
     data = json.loads(json.dumps(s.to_dict()))  # as it travels through a result file
     assert Sample.from_dict(data) == s
-    assert s.to_dict() == dataclasses.asdict(s) | {"requests": [dataclasses.asdict(r) for r in s.requests],
-                                                    "gates": list(s.gates)}  # fmt: skip
+    nested = {
+        "requests": [dataclasses.asdict(r) for r in s.requests],
+        "gates": list(s.gates),
+        "measures": [dataclasses.asdict(m) for m in s.measures],
+    }
+    assert s.to_dict() == dataclasses.asdict(s) | nested
 
 
 _RUN_SAMPLES = st.lists(

@@ -30,6 +30,7 @@ from pytest_quantgate.results import (
     why_not_stored,
     write_final,
 )
+from pytest_quantgate.summary import LevelRecord, SummaryRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -157,7 +158,7 @@ def final() -> ResultFile:
         server=ServerRecord(base_url="http://127.0.0.1:5000", load_s=1.5, memory_idle_mb=101.0, memory_source="rss"),
         samples=samples(),
         gates=[GateRecord(id="score_mean>=95", passed=False, observed=33.3, message="score 33.3 < 95", source="ini")],
-        summary={"score_mean": 33.3},
+        summary=SummaryRecord(preset="tiny-q8_0", max_points=3.0, errors=1),
     )
 
 
@@ -302,7 +303,8 @@ def test_a_result_knows_its_suite_from_its_samples_or_else_its_summary() -> None
     result = final()
     assert result.level_keys() == ["suite.py::test_add3"]
     assert result.suite == "suite.py"
-    summary_only = result.model_copy(update={"samples": [], "summary": {"levels": {"m.py::test_a": {}}}})
+    levels = {"m.py::test_a": LevelRecord(name="test_a", points=1, passed=1, n=1)}
+    summary_only = result.model_copy(update={"samples": [], "summary": SummaryRecord(levels=levels)})
     assert summary_only.suite == "m.py"
 
 

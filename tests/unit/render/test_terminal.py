@@ -68,3 +68,24 @@ def outcome(passed: bool) -> GateOutcome:
 )
 def test_the_verdict_says_how_many_gates_failed(passed: list[bool], errors: int, shown: str) -> None:
     assert verdict([outcome(p) for p in passed], errors) == shown
+
+
+def test_recorded_measurements_get_a_table_of_their_own() -> None:
+    import dataclasses
+
+    from pytest_quantgate.levels import aggregate
+    from pytest_quantgate.measures import Measurement
+    from pytest_quantgate.render.terminal import measure_rows
+
+    result = base()
+    samples = [
+        dataclasses.replace(s, measures=(Measurement("chars_per_s", 10.0 * s.iteration, "chars/s"),))
+        for s in result.samples
+    ]
+    agg = aggregate(result.preset.id, samples)
+    (row,) = measure_rows([agg])
+    assert row[:5] == [result.preset.id, "chars_per_s", "chars/s", "higher", "15"]
+    assert row[5] == "80.0"  # mean of 10, 20, ..., 150
+    text = render([agg], {})
+    assert "measurements (per iteration" in text and "chars_per_s" in text
+    assert "measurements" not in render([result_aggregate(result)], {})
