@@ -4,8 +4,10 @@ formatting, edge-case judgement and continuation.
 Every rule a prompt sets that a program can check is checked (assert_text, assert_number, assert_exact);
 what only a reader can judge (is the voice right, is the distinction subtle enough) is not scored here:
 read those answers side by side in the iteration artifacts (``<run>/<preset>/iter-NN.jsonl``, one line
-per level run). Time, output length and characters per second of every answer are recorded by the plugin
-for every level.
+per level run). Every answer's length (``output_chars``) and characters per second (``chars_per_s``, the
+field's length-neutral rate: tokenizers differ, characters do not) are recorded as measurements by the
+``llm`` fixture below; they appear in the decision table, can be gated (``--gate "chars_per_s_mean >= 40"``)
+and are compared against a baseline like tokens/s.
 
     pytest example_suites/constraints --preset NAME
 """
@@ -15,6 +17,26 @@ from __future__ import annotations
 import pytest
 
 from pytest_quantgate.validators import assert_exact, assert_number, assert_text
+
+@pytest.fixture
+def llm(llm, measure):
+    """The plugin's ``llm``, measuring each answer as it comes back (pytest's fixture override)."""
+    return MeasuredLlm(llm, measure)
+
+
+class MeasuredLlm:
+    def __init__(self, llm, measure):
+        self._llm, self._measure = llm, measure
+
+    def chat(self, prompt, **params):
+        __tracebackhide__ = True
+        answer = self._llm.chat(prompt, **params)
+        self._measure("output_chars", len(answer.content), unit="chars", better="neither")
+        if answer.wall_s > 0:
+            chars = len(answer.content) + len(answer.reasoning)
+            self._measure("chars_per_s", chars / answer.wall_s, unit="chars/s")
+        return answer
+
 
 pytestmark = pytest.mark.gate(
     # Instruction following is what quantization erodes first; a good quant misses a level rarely.

@@ -110,6 +110,12 @@ def test_good_answers_pass_every_level_and_the_gates(pytester: pytest.Pytester, 
     assert outcomes == dict.fromkeys(LEVELS[suite], "passed"), errors
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.stdout.no_fnmatch_line("*gate*failed*")
+    if suite == "constraints":  # every answer's length and rate, recorded through the measure fixture
+        for sample in samples:
+            measured = {m.name: m for m in sample.measures}
+            assert set(measured) == {"output_chars", "chars_per_s"}, sample.name
+            assert measured["output_chars"].value > 0 and measured["chars_per_s"].unit == "chars/s"
+        result.stdout.fnmatch_lines(["measurements (per iteration*", "*chars_per_s*chars/s*higher*"])
 
 
 @pytest.mark.parametrize("suite", sorted(LEVELS))
