@@ -18,6 +18,7 @@ import pytest
 
 from pytest_quantgate.validators import assert_exact, assert_number, assert_text
 
+
 @pytest.fixture
 def llm(llm, measure):
     """The plugin's ``llm``, measuring each answer as it comes back (pytest's fixture override)."""
