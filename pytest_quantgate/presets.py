@@ -6,19 +6,24 @@ line and the key), then turned into the frozen :class:`Preset` the rest of the p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pytest_quantgate.errors import PresetError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 Driver = Literal["llamacpp", "command", "external"]
 BUILTIN_DIR_NAME = "presets_data"
@@ -216,7 +221,24 @@ def expand(value: str, base: Path | None = None) -> str:
         return os.environ[name]
 
     out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, value)
-    return str(Path(out).expanduser()) if out.startswith("~") else out
+    if not out.startswith("~"):
+        return out
+    try:
+        return str(Path(out).expanduser())
+    except RuntimeError as exc:  # ~name of a user this machine does not know
+        raise PresetError(f"cannot expand {out.partition('/')[0]!r} in {value!r}: {exc}") from None
+
+
+def _split(text: str, key: str, shown: str | None = None, *, comments: bool = False) -> list[str]:
+    """*text* split like a shell line; an unbalanced quote is an error naming *key* and the value as written
+    (*shown*, before expansion)."""
+    try:
+        return shlex.split(text, comments=comments)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        written = text if shown is None else shown
+        raise PresetError(
+            f"{key}: {written!r} cannot be split like a shell line ({exc}); balance its quotes or give a list"
+        ) from None
 
 
 def _path(value: str | None, base: Path | None) -> Path | None:
@@ -240,20 +262,11 @@ def _binary(value: str | None, base: Path | None) -> str | None:
 
 
 def load_file(path: Path) -> list[Preset]:
-    """Every preset one file defines: one for our format and gpumod's, several for a llama-swap config."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PresetError(f"cannot read preset file {path}: {exc.strerror or exc}") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f", line {where.line + 1}" if where is not None else ""
-        raise PresetError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise PresetError(f"{path}: a preset file must be a YAML mapping, got {type(data).__name__}")
+    """Every preset one file defines: one for our format and gpumod's, several for a llama-swap config.
+
+    Whatever the file holds, the only exception is :class:`PresetError`, naming the file and the problem.
+    """
+    data, node = _read_mapping(path)
     try:
         if "models" in data and "id" not in data:
             return _from_llama_swap(LlamaSwapConfig.model_validate(data), path)
@@ -266,6 +279,36 @@ def load_file(path: Path) -> list[Preset]:
         if str(exc).startswith(f"{path}:"):
             raise
         raise PresetError(f"{path}: {exc}") from exc
+
+
+def _read_mapping(path: Path) -> tuple[dict[Any, Any], yaml.Node | None]:
+    """The YAML mapping in *path* and its node tree (for line numbers)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PresetError(f"cannot read preset file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = raw[: exc.start].count(b"\n") + 1
+        raise PresetError(
+            f"{path}, line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f", line {where.line + 1}" if where is not None else ""
+        raise PresetError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except (ValueError, OverflowError) as exc:  # PyYAML's own crash on an escape such as "\U99999999"
+        raise PresetError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise PresetError(f"{path}: not valid YAML: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: a preset file must be a YAML mapping, got {type(data).__name__}")
+    return data, node
 
 
 def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
@@ -300,16 +343,25 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
 
 def _from_own(model: PresetModel, path: Path | None) -> Preset:
     base = path.parent if path else None
-    extra = shlex.split(expand(model.extra_args)) if isinstance(model.extra_args, str) else model.extra_args
+    if isinstance(model.extra_args, str):
+        extra = _split(expand(model.extra_args), "extra_args", model.extra_args)
+    else:
+        extra = [expand(a) for a in model.extra_args]
     command = model.command
     if isinstance(command, str):
-        command = shlex.split(command)
+        command = _split(command, "command")
+    command = [expand(a) for a in command or ()]
     if model.driver == "llamacpp" and not model.model:
         raise PresetError(f"{path}: preset {model.id!r} uses driver llamacpp but sets no 'model' (a GGUF path)")
     if model.driver == "command" and not command:
         raise PresetError(f"{path}: preset {model.id!r} uses driver command but sets no 'command' (an argv)")
     if model.driver == "external" and not model.base_url:
         raise PresetError(f"{path}: preset {model.id!r} uses driver external but sets no 'base_url'")
+    # A llama-server flag quantgate records must hold a value it can read.
+    if model.driver == "command":
+        server_args([*command, *extra], where="command and extra_args", binary=True)
+    else:
+        server_args(extra, where="extra_args")
     return Preset(
         id=model.id,
         name=model.name or model.id,
@@ -322,8 +374,8 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         port=model.port,
         context_size=model.context_size,
         parallel=model.parallel,
-        extra_args=tuple(expand(a) for a in extra),
-        command=tuple(expand(a) for a in command or ()),
+        extra_args=tuple(extra),
+        command=tuple(command),
         base_url=model.base_url,
         health_endpoint=model.health_endpoint,
         env=tuple(sorted((k, expand(v)) for k, v in model.env.items())),
@@ -342,8 +394,10 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
 
 def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
     uv = model.unit_vars
-    extra = shlex.split(expand(uv.extra_args)) if uv.extra_args else []
-    parallel = _flag_int(extra, ("--parallel", "-np")) or 1
+    extra = _split(expand(uv.extra_args), "unit_vars.extra_args", uv.extra_args) if uv.extra_args else []
+    parallel = 1
+    if model.driver == "llamacpp":
+        parallel = server_args(extra, where="unit_vars.extra_args").parallel or 1
     common: dict[str, Any] = {
         "id": model.id,
         "name": model.name or model.id,
@@ -402,7 +456,7 @@ def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
             env.append((key, expand(value)))
         # llama-swap allows line continuations and comments inside cmd; shlex handles both once the
         # backslash-newlines are joined.
-        cmd = shlex.split(entry.cmd.replace("\\\n", " "), comments=True)
+        cmd = _split(entry.cmd.replace("\\\n", " "), f"models.{name}.cmd", comments=True)
         argv = [a.replace("${PORT}", "{port}") for a in cmd]
         # A proxy URL with a fixed port (no ${PORT}) is where llama-swap reaches the model: so do we.
         host, port = "127.0.0.1", 0
@@ -421,7 +475,7 @@ def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
                 host=host,
                 port=port,
                 command=tuple(argv),
-                parallel=_flag_int(argv, ("--parallel", "-np")) or 1,
+                parallel=server_args(argv, where=f"models.{name}.cmd", binary=True).parallel or 1,
                 health_endpoint=entry.checkEndpoint or "/health",
                 env=tuple(sorted(env)),
                 origin="llama-swap",
@@ -430,14 +484,131 @@ def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
     return presets
 
 
-def _flag_int(args: list[str], names: tuple[str, ...]) -> int | None:
-    for i, arg in enumerate(args[:-1]):
-        if arg in names and args[i + 1].isdigit():
-            return int(args[i + 1])
-    return None
+# -- what an argv says ---------------------------------------------------------------------------------
+
+# The llama-server flags behind the settings a result records, read as llama-server reads them.
+_MODEL_FLAGS = frozenset({"-m", "--model"})
+_CONTEXT_FLAGS = frozenset({"-c", "--ctx-size"})
+_PARALLEL_FLAGS = frozenset({"-np", "--parallel"})
+_ADDRESS_FLAGS = frozenset({"--host", "--port"})  # where it listens: chosen per run, not a setting
+_TEMPLATE_KWARGS_FLAG = "--chat-template-kwargs"
+# Sampler flags set the server's defaults for the request fields of the same meaning (named as requests
+# name them, so that a preset's `sampler:` and a flag in its argv are recorded alike).
+_SAMPLER_FLAGS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "--temp": ("temperature", float),
+    "--temperature": ("temperature", float),
+    "--top-p": ("top_p", float),
+    "--top-k": ("top_k", int),
+    "--min-p": ("min_p", float),
+    "-s": ("seed", int),
+    "--seed": ("seed", int),
+    "--repeat-penalty": ("repeat_penalty", float),
+    "--repeat-last-n": ("repeat_last_n", int),
+    "--presence-penalty": ("presence_penalty", float),
+    "--frequency-penalty": ("frequency_penalty", float),
+    "--typical": ("typical_p", float),
+    "--typical-p": ("typical_p", float),
+    "--top-nsigma": ("top_n_sigma", float),
+    "--top-n-sigma": ("top_n_sigma", float),
+    "--xtc-probability": ("xtc_probability", float),
+    "--xtc-threshold": ("xtc_threshold", float),
+    "--dry-multiplier": ("dry_multiplier", float),
+    "--dry-base": ("dry_base", float),
+    "--dry-allowed-length": ("dry_allowed_length", int),
+    "--dry-penalty-last-n": ("dry_penalty_last_n", int),
+    "--mirostat": ("mirostat", int),
+    "--mirostat-lr": ("mirostat_eta", float),
+    "--mirostat-ent": ("mirostat_tau", float),
+    "--dynatemp-range": ("dynatemp_range", float),
+    "--dynatemp-exp": ("dynatemp_exponent", float),
+}
+_VALUED_FLAGS = (
+    _MODEL_FLAGS | _CONTEXT_FLAGS | _PARALLEL_FLAGS | _ADDRESS_FLAGS | {_TEMPLATE_KWARGS_FLAG, *_SAMPLER_FLAGS}
+)
+_N = TypeVar("_N", int, float)
+_NUMBER = {
+    int: (re.compile(r"[+-]?[0-9]+"), "a whole number"),
+    float: (re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"), "a number"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerArgs:
+    """What a server's argv says about the settings a result records (None or empty: it does not say)."""
+
+    binary: str | None = None
+    model: str | None = None
+    context_size: int | None = None
+    parallel: int | None = None
+    sampler: dict[str, int | float] = field(default_factory=dict)
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    rest: tuple[str, ...] = ()  # every other argument, in order (--host and --port left out)
+
+
+def server_args(argv: Sequence[str], *, where: str, binary: bool = False) -> ServerArgs:
+    """Read llama-server's *argv* (the program first when *binary*) as llama-server reads it: the last of a
+    repeated flag wins and ``--a_b`` means ``--a-b``. Another program's arguments (``vllm``, ``python -c``)
+    are not read, only kept in ``rest``.
+
+    A flag recorded here whose value llama-server could not read either (``-np ²``, ``--temp hot``) is a
+    :class:`PresetError` naming *where* it was written.
+    """
+    args = list(argv)
+    exe = args.pop(0) if binary and args else None
+    if exe is not None and not Path(exe).name.startswith("llama-server"):
+        return ServerArgs(binary=exe, rest=tuple(args))
+    model: str | None = None
+    context: int | None = None
+    parallel: int | None = None
+    sampler: dict[str, int | float] = {}
+    kwargs: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        flag = arg.replace("_", "-") if arg.startswith("--") else arg
+        if flag not in _VALUED_FLAGS or i + 1 == len(args):
+            rest.append(arg)
+            i += 1
+            continue
+        value = args[i + 1]
+        i += 2
+        if flag in _MODEL_FLAGS:
+            model = value
+        elif flag in _CONTEXT_FLAGS:
+            context = _number(int, arg, value, where)
+        elif flag in _PARALLEL_FLAGS:
+            parallel = _number(int, arg, value, where)
+        elif flag in _SAMPLER_FLAGS:
+            name, kind = _SAMPLER_FLAGS[flag]
+            sampler[name] = _number(kind, arg, value, where)
+        elif flag == _TEMPLATE_KWARGS_FLAG:
+            kwargs = _json_object(arg, value, where)
+    return ServerArgs(exe, model, context, parallel, sampler, kwargs, tuple(rest))
+
+
+def _number(kind: type[_N], flag: str, value: str, where: str) -> _N:
+    pattern, what = _NUMBER[kind]
+    if not pattern.fullmatch(value):
+        raise PresetError(f"{where}: {flag} {value!r} is not {what}")
+    return kind(value)
+
+
+def _json_object(flag: str, value: str, where: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise PresetError(f"{where}: {flag} {value!r} is not a JSON object")
+    return parsed
 
 
 # -- the search path ----------------------------------------------------------------------------------
+
+
+class PresetWarning(UserWarning):
+    """A file or directory on the preset search path that cannot be used; the other presets still can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,8 +617,14 @@ class Catalogue:
 
     presets: tuple[Preset, ...]
     problems: tuple[str, ...]
+    # (id, problem) for each id a file that cannot be read seems to define, where no file before it on the
+    # search path defines that id: asking for it is that file's error, not another file's preset.
+    broken: tuple[tuple[str, str], ...] = ()
 
     def get(self, name: str) -> Preset:
+        for claimed, problem in self.broken:
+            if claimed == name:
+                raise PresetError(f"preset {name!r} is in a file that cannot be used:\n  {problem}")
         for preset in self.presets:
             if preset.id == name:
                 return preset
@@ -461,15 +638,25 @@ class Catalogue:
 
 def search_path(dirs: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
     """The directories searched, first match wins: given ones, $QUANTGATE_PRESET_PATH, the built-ins."""
-    found = [Path(d).expanduser() for d in dirs]
-    found += [Path(p).expanduser() for p in os.environ.get("QUANTGATE_PRESET_PATH", "").split(os.pathsep) if p]
+    found = [_expanduser(Path(d)) for d in dirs]
+    found += [_expanduser(Path(p)) for p in os.environ.get("QUANTGATE_PRESET_PATH", "").split(os.pathsep) if p]
     found.append(builtin_dir())
     return found
 
 
+def _expanduser(path: Path) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError:  # ~name of an unknown user: left as it is, so it is reported as not found
+        return path
+
+
 def catalogue(dirs: list[Path] | tuple[Path, ...] = ()) -> Catalogue:
+    """Every preset on the search path. A file that cannot be read is a problem of its own and hides only
+    the presets it would have defined."""
     presets: list[Preset] = []
     problems: list[str] = []
+    broken: list[tuple[str, str]] = []
     seen: set[str] = set()
     for directory in search_path(dirs):
         if not directory.is_dir():
@@ -477,20 +664,45 @@ def catalogue(dirs: list[Path] | tuple[Path, ...] = ()) -> Catalogue:
             continue
         for file in sorted(p for p in directory.rglob("*") if p.suffix in _YAML_SUFFIXES and p.is_file()):
             try:
-                for preset in load_file(file):
-                    if preset.id not in seen:
-                        seen.add(preset.id)
-                        presets.append(preset)
+                found = load_file(file)
             except PresetError as exc:
-                problems.append(str(exc).replace("\n", "\n    "))
-    return Catalogue(presets=tuple(presets), problems=tuple(problems))
+                problem = str(exc).replace("\n", "\n    ")
+                problems.append(problem)
+                claims = _claims(file)
+                broken += [(claimed, problem) for claimed in claims if claimed not in seen]
+                seen.update(claims)
+                continue
+            for preset in found:
+                if preset.id not in seen:
+                    seen.add(preset.id)
+                    presets.append(preset)
+    return Catalogue(presets=tuple(presets), problems=tuple(problems), broken=tuple(broken))
+
+
+def _claims(path: Path) -> list[str]:
+    """The ids a file that failed to load seems to define: its ``id``, its llama-swap model names, else its
+    name without the suffix."""
+    try:
+        data, _node = _read_mapping(path)
+    except PresetError:
+        return [path.stem]
+    models = data.get("models")
+    if "id" not in data and isinstance(models, dict) and (names := [k for k in models if isinstance(k, str)]):
+        return names
+    if isinstance(data.get("id"), str):
+        return [data["id"]]
+    return [path.stem]
 
 
 def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Preset:
     """A preset by id (searched on the path), by file path, or ``FILE::ID`` for one model of a llama-swap
-    config."""
+    config.
+
+    Files on the search path that cannot be read are a :class:`PresetWarning` each, unless the preset asked
+    for is in one of them: then that file's problem is the error.
+    """
     file_part, _, wanted = name_or_path.partition("::")
-    candidate = Path(file_part).expanduser()
+    candidate = _expanduser(Path(file_part))
     if candidate.suffix in _YAML_SUFFIXES and candidate.is_file():
         found = load_file(candidate)
         if wanted:
@@ -500,4 +712,8 @@ def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Pres
             raise PresetError(f"{candidate} defines several presets ({ids}); pick one with {candidate}::ID")
         return found[0]
     # One scan in search-path order, so the first match is the same one `quantgate presets` lists.
-    return catalogue(dirs).get(name_or_path)
+    found_on_path = catalogue(dirs)
+    preset = found_on_path.get(name_or_path)
+    for problem in found_on_path.problems:
+        warnings.warn(PresetWarning(f"skipped {problem}"), stacklevel=2)
+    return preset
