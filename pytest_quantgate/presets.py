@@ -6,6 +6,7 @@ line and the key), then turned into the frozen :class:`Preset` the rest of the p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pytest_quantgate.errors import PresetError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 Driver = Literal["llamacpp", "command", "external"]
 BUILTIN_DIR_NAME = "presets_data"
@@ -159,7 +160,7 @@ class Sampler:
         return {key: getattr(self, key) for key in fields if getattr(self, key) is not None}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Preset:
     """How to start (or reach) one model, with everything resolved: paths expanded, args split."""
 
@@ -190,6 +191,8 @@ class Preset:
     stream: bool = True
     gates: tuple[str, ...] = ()
     origin: Literal["quantgate", "gpumod", "llama-swap"] = "quantgate"
+    # Credentials the file's values expanded to: never written or shown (see redact()).
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def api_key(self) -> str | None:
         """The API key from the environment variable the preset names, if any."""
@@ -202,6 +205,22 @@ class Preset:
             )
         return value
 
+    def redact(self, args: Iterable[str]) -> list[str]:
+        """*args* fit to be written or shown: :func:`redact` with this preset's credentials."""
+        return redact(args, self.secrets)
+
+    def __repr__(self) -> str:  # a preset shown in a traceback shows no credential either
+        env = tuple((k, REDACTED if _SECRET_VARIABLE.search(k) else self.redact([v])[0]) for k, v in self.env)
+        shown = {
+            "extra_args": tuple(self.redact(self.extra_args)),
+            "command": tuple(self.redact(self.command)),
+            "env": env,
+        }
+        fields = ", ".join(
+            f"{f.name}={shown.get(f.name, getattr(self, f.name))!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        return f"Preset({fields})"
+
 
 # -- loading ------------------------------------------------------------------------------------------
 
@@ -211,14 +230,21 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("pytest_quantgate") / BUILTIN_DIR_NAME))
 
 
-def expand(value: str, base: Path | None = None) -> str:
-    """Expand ``~``, ``$VAR`` and ``${VAR}``; an unset variable is an error, not an empty string."""
+def expand(value: str, base: Path | None = None, *, secrets: list[str] | None = None) -> str:
+    """Expand ``~``, ``$VAR`` and ``${VAR}``; an unset variable is an error, not an empty string.
+
+    What a variable named like a credential (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``) expands to
+    is appended to *secrets*, for :func:`redact`.
+    """
 
     def sub(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name not in os.environ:
             raise PresetError(f"${name} is not set (used in {value!r})")
-        return os.environ[name]
+        found = os.environ[name]
+        if secrets is not None and found and _SECRET_VARIABLE.search(name):
+            secrets.append(found)
+        return found
 
     out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, value)
     if not out.startswith("~"):
@@ -231,31 +257,31 @@ def expand(value: str, base: Path | None = None) -> str:
 
 def _split(text: str, key: str, shown: str | None = None, *, comments: bool = False) -> list[str]:
     """*text* split like a shell line; an unbalanced quote is an error naming *key* and the value as written
-    (*shown*, before expansion)."""
+    (*shown*, before expansion: it may hold a credential once expanded)."""
     try:
         return shlex.split(text, comments=comments)
     except ValueError as exc:  # "No closing quotation", "No escaped character"
-        written = text if shown is None else shown
+        written = " ".join(redact((text if shown is None else shown).split()))
         raise PresetError(
             f"{key}: {written!r} cannot be split like a shell line ({exc}); balance its quotes or give a list"
         ) from None
 
 
-def _path(value: str | None, base: Path | None) -> Path | None:
+def _path(value: str | None, base: Path | None, x: Callable[[str], str] = expand) -> Path | None:
     if value is None:
         return None
-    path = Path(expand(value))
+    path = Path(x(value))
     if not path.is_absolute() and base is not None:
         path = base / path
     return path
 
 
-def _binary(value: str | None, base: Path | None) -> str | None:
+def _binary(value: str | None, base: Path | None, x: Callable[[str], str] = expand) -> str | None:
     """A binary path; a relative one with a directory part is relative to the preset file, a bare name is
     looked up on PATH later."""
     if value is None:
         return None
-    expanded = expand(value)
+    expanded = x(value)
     if "/" in expanded and base is not None and not Path(expanded).is_absolute():
         return str(base / expanded)
     return expanded
@@ -343,14 +369,19 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
 
 def _from_own(model: PresetModel, path: Path | None) -> Preset:
     base = path.parent if path else None
+    secrets: list[str] = []
+
+    def x(value: str) -> str:
+        return expand(value, secrets=secrets)
+
     if isinstance(model.extra_args, str):
-        extra = _split(expand(model.extra_args), "extra_args", model.extra_args)
+        extra = _split(x(model.extra_args), "extra_args", model.extra_args)
     else:
-        extra = [expand(a) for a in model.extra_args]
+        extra = [x(a) for a in model.extra_args]
     command = model.command
     if isinstance(command, str):
         command = _split(command, "command")
-    command = [expand(a) for a in command or ()]
+    command = [x(a) for a in command or ()]
     if model.driver == "llamacpp" and not model.model:
         raise PresetError(f"{path}: preset {model.id!r} uses driver llamacpp but sets no 'model' (a GGUF path)")
     if model.driver == "command" and not command:
@@ -362,14 +393,16 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         server_args([*command, *extra], where="command and extra_args", binary=True)
     else:
         server_args(extra, where="extra_args")
+    if model.api_key_env and (key := os.environ.get(model.api_key_env)):
+        secrets.append(key)
     return Preset(
         id=model.id,
         name=model.name or model.id,
         driver=model.driver,
         source=path,
-        binary=_binary(model.binary, base),
-        model=_path(model.model, base),
-        mmproj=_path(model.mmproj, base),
+        binary=_binary(model.binary, base, x),
+        model=_path(model.model, base, x),
+        mmproj=_path(model.mmproj, base, x),
         host=model.host,
         port=model.port,
         context_size=model.context_size,
@@ -378,7 +411,7 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         command=tuple(command),
         base_url=model.base_url,
         health_endpoint=model.health_endpoint,
-        env=tuple(sorted((k, expand(v)) for k, v in model.env.items())),
+        env=tuple(sorted((k, x(v)) for k, v in model.env.items())),
         startup_timeout_s=model.startup_timeout,
         quiesce_s=model.quiesce,
         memory_ceiling_mb=model.memory_ceiling_mb,
@@ -389,12 +422,18 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         timeout_s=model.request.timeout_s,
         stream=model.request.stream,
         gates=tuple(model.gates),
+        secrets=tuple(secrets),
     )
 
 
 def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
     uv = model.unit_vars
-    extra = _split(expand(uv.extra_args), "unit_vars.extra_args", uv.extra_args) if uv.extra_args else []
+    secrets: list[str] = []
+
+    def x(value: str) -> str:
+        return expand(value, secrets=secrets)
+
+    extra = _split(x(uv.extra_args), "unit_vars.extra_args", uv.extra_args) if uv.extra_args else []
     parallel = 1
     if model.driver == "llamacpp":
         parallel = server_args(extra, where="unit_vars.extra_args").parallel or 1
@@ -420,11 +459,13 @@ def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
         gguf = uv.model_path or model.model_path
         if not gguf:
             raise PresetError(f"{path}: gpumod preset {model.id!r} has no model_path (top level or unit_vars)")
+        gguf_path = _path(gguf, path.parent, x)
         return Preset(
             driver="llamacpp",
-            model=_path(gguf, path.parent),
+            model=gguf_path,
             context_size=uv.context_size or model.context_size,
             extra_args=tuple(args),
+            secrets=tuple(secrets),
             **common,
         )
     if model.driver == "vllm":
@@ -438,7 +479,7 @@ def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
                 argv += [flag, str(value)]
         if uv.enforce_eager:
             argv.append("--enforce-eager")
-        return Preset(driver="command", command=tuple(argv + extra), **common)
+        return Preset(driver="command", command=tuple(argv + extra), secrets=tuple(secrets), **common)
     raise PresetError(
         f"{path}: gpumod driver {model.driver!r} of preset {model.id!r} cannot be started by quantgate "
         "(supported: llamacpp, vllm); attach to it instead with --base-url URL"
@@ -448,12 +489,13 @@ def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
 def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
     presets = []
     for name, entry in config.models.items():
+        secrets: list[str] = []
         env = []
         for item in entry.env:
             key, sep, value = item.partition("=")
             if not sep:
                 raise PresetError(f"{path}: models.{name}.env entry {item!r} is not KEY=VALUE")
-            env.append((key, expand(value)))
+            env.append((key, expand(value, secrets=secrets)))
         # llama-swap allows line continuations and comments inside cmd; shlex handles both once the
         # backslash-newlines are joined.
         cmd = _split(entry.cmd.replace("\\\n", " "), f"models.{name}.cmd", comments=True)
@@ -479,6 +521,7 @@ def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
                 health_endpoint=entry.checkEndpoint or "/health",
                 env=tuple(sorted(env)),
                 origin="llama-swap",
+                secrets=tuple(secrets),
             )
         )
     return presets
@@ -602,6 +645,39 @@ def _json_object(flag: str, value: str, where: str) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise PresetError(f"{where}: {flag} {value!r} is not a JSON object")
     return parsed
+
+
+# -- keeping credentials out of what is written or shown -----------------------------------------------
+
+REDACTED = "***"
+_SECRET_VARIABLE = re.compile(r"KEY|TOKEN|SECRET|PASSW(?:OR)?D", re.IGNORECASE)
+_SECRET_FLAG = re.compile(r"--?[a-z0-9-]*(?:key|token|secret|passw(?:or)?d)|-hft", re.IGNORECASE)
+
+
+def redact(args: Iterable[str], secrets: Iterable[str] = ()) -> list[str]:
+    """*args* fit to be written to a file or shown: the value of a flag named like a credential
+    (``--api-key``, ``--hf-token``, ``--db-password=...``) and every occurrence of *secrets* (what variables
+    named like a credential expanded to, see :func:`expand`) become ``***``.
+
+    Every place that writes or prints an argv or a preset's arguments goes through here.
+    """
+    hidden = sorted({s for s in secrets if s}, key=len, reverse=True)  # a secret holding another goes first
+    out: list[str] = []
+    value_of_flag = False
+    for arg in args:
+        if value_of_flag:
+            out.append(REDACTED)
+            value_of_flag = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if _SECRET_FLAG.fullmatch(name.replace("_", "-")):
+            out.append(f"{name}={REDACTED}" if eq else arg)
+            value_of_flag = not eq
+            continue
+        for secret in hidden:
+            arg = arg.replace(secret, REDACTED)
+        out.append(arg)
+    return out
 
 
 # -- the search path ----------------------------------------------------------------------------------

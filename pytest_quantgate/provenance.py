@@ -51,7 +51,7 @@ def file_sha256(path: Path) -> str | None:
 
 
 def preset_record(preset: Preset) -> PresetRecord:
-    """What a result records about its preset.
+    """What a result records about its preset, credentials redacted.
 
     Model, binary, context size, slots, sampler and chat-template kwargs are read from the server's argv as
     much as from the preset's keys, so the same settings are recorded alike whichever format wrote them: a
@@ -78,7 +78,7 @@ def preset_record(preset: Preset) -> PresetRecord:
         origin=preset.origin,
         source=str(preset.source) if preset.source else None,
         source_sha256=file_sha256(preset.source) if preset.source else None,
-        model=str(model) if model is not None else None,
+        model=preset.redact([str(model)])[0] if model is not None else None,
         model_size_bytes=_size(model_path) if model_path is not None else None,
         model_digest=sampled_digest(model_path) if model_path is not None else None,
         binary=(str(binary) if binary is not None else args.binary),
@@ -87,9 +87,9 @@ def preset_record(preset: Preset) -> PresetRecord:
         base_url=preset.base_url,
         context_size=args.context_size if args.context_size is not None else preset.context_size,
         parallel=args.parallel if args.parallel is not None else preset.parallel,
-        extra_args=list(args.rest),
+        extra_args=preset.redact(args.rest),
         sampler=sampler,
-        chat_template_kwargs=kwargs,
+        chat_template_kwargs=_redacted(kwargs, preset),
         memory_ceiling_mb=preset.memory_ceiling_mb,
         max_tokens=preset.max_tokens,
     )
@@ -113,6 +113,17 @@ def _size(path: Path) -> int | None:
         return path.stat().st_size if path.is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def _redacted(value: Any, preset: Preset) -> Any:
+    """*value* (JSON-like) with the preset's credentials redacted in every string it holds."""
+    if isinstance(value, str):
+        return preset.redact([value])[0]
+    if isinstance(value, dict):
+        return {key: _redacted(item, preset) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, preset) for item in value]
+    return value
 
 
 def cpu_name() -> str:

@@ -18,7 +18,7 @@ from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
 from pytest_quantgate.levels import IterationScore, RunAggregate, Sample, aggregate, iteration_scores
 from pytest_quantgate.memory import PeakSampler, probe_for
-from pytest_quantgate.presets import Preset
+from pytest_quantgate.presets import Preset, redact
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
@@ -335,7 +335,8 @@ class Recorder:
         info = read_info(self.config.preset_dir(preset_id))
         record = stream.header.preset.model_copy()
         if info is not None:
-            record.argv = list(info.argv)
+            preset = self._preset(preset_id)
+            record.argv = preset.redact(info.argv) if preset else redact(info.argv)
             record.base_url = info.base_url
         return ResultFile(
             **stream.header.model_dump(exclude={"preset"}),

@@ -728,7 +728,7 @@ def test_quantgate_presets_lists_the_good_presets_and_each_bad_file_with_its_err
 
     directory = tmp_path / "d"
     write(directory, "a.yaml", "id: alpha\nmodel: /a.gguf\n")
-    write(directory, "swap.yaml", "models:\n  swapped:\n    cmd: srv --port ${PORT}\n")
+    write(directory, "swap.yaml", "models:\n  swapped:\n    cmd: srv --port ${PORT} --api-key sk-listed-secret\n")
     (directory / "latin1.yaml").write_bytes(b"id: latin\nname: Caf\xe9\n")
     write(directory, "gpumod.yaml", "id: g\ndriver: llamacpp\nport: 1\nunit_vars:\n  extra_args: --parallel ²\n")
     assert cli.main(["presets", "--preset-dir", str(directory)]) == 1
@@ -738,6 +738,17 @@ def test_quantgate_presets_lists_the_good_presets_and_each_bad_file_with_its_err
     assert "tiny-f16" in out
     assert f"{directory / 'latin1.yaml'}, line 2: not UTF-8 text" in err
     assert f"{directory / 'gpumod.yaml'}: unit_vars.extra_args: --parallel '²' is not a whole number" in err
+    assert "sk-listed-secret" not in out + err
+
+
+def test_quantgate_presets_never_shows_a_credential(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_quantgate import cli
+
+    write(tmp_path / "d", "k.yaml", "id: k\ndriver: command\ncommand: [srv, --api-key, sk-listed-secret]\n")
+    assert cli.main(["presets", "--preset-dir", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"k +command +quantgate +srv --api-key \*\*\*", out)
+    assert "sk-listed-secret" not in out
 
 
 # A fuzz of the loader: random mappings shaped like each of the three formats (mostly of the right types,
