@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from pytest_quantgate.errors import InstallError
+from pytest_quantgate.flags import server_args
 from pytest_quantgate.install import binary_version, find_binary
 from pytest_quantgate.memory import gpu_description
-from pytest_quantgate.presets import server_args
 from pytest_quantgate.results import PresetRecord
 
 if TYPE_CHECKING:

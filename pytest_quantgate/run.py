@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_quantgate import __version__
+from pytest_quantgate.credentials import redact
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
 from pytest_quantgate.levels import IterationScore, RunAggregate, Sample, aggregate, iteration_scores
 from pytest_quantgate.memory import PeakSampler, probe_for
-from pytest_quantgate.presets import Preset, redact
+from pytest_quantgate.presets import Preset
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Self
 import httpx
 import psutil
 
+from pytest_quantgate.credentials import redact
 from pytest_quantgate.errors import ServerDiedError, ServerStartError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class ServerSpec:
     startup_timeout_s: float = 120.0
     api_key: str | None = None
     quiesce_s: float = 0.0
-    secrets: tuple[str, ...] = ()  # values never shown: see presets.redact
+    secrets: tuple[str, ...] = ()  # values never shown: see credentials.redact
 
     @property
     def base_url(self) -> str:
@@ -258,8 +259,6 @@ def _die_with_parent() -> None:
 
 def _shell(argv: Sequence[str], secrets: Sequence[str]) -> str:
     import shlex
-
-    from pytest_quantgate.presets import redact
 
     return shlex.join(redact(argv, secrets))
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from filelock import FileLock
 
+from pytest_quantgate.credentials import redact
 from pytest_quantgate.errors import ServerDiedError, ServerStartError
-from pytest_quantgate.presets import redact
 from pytest_quantgate.server import ServerProcess, read_log_tail, spec_for, stop_group
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_quantgate.credentials import redact
 from pytest_quantgate.errors import ServerStartError
-from pytest_quantgate.presets import expand, load_file, redact
+from pytest_quantgate.presets import expand, load_file
 from pytest_quantgate.provenance import preset_record
 from pytest_quantgate.server import ServerProcess, free_port, spec_for
 from pytest_quantgate.sharing import acquire
