@@ -6,19 +6,26 @@ line and the key), then turned into the frozen :class:`Preset` the rest of the p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pytest_quantgate.credentials import REDACTED, names_a_credential, redact
 from pytest_quantgate.errors import PresetError
+from pytest_quantgate.flags import server_args
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 Driver = Literal["llamacpp", "command", "external"]
 BUILTIN_DIR_NAME = "presets_data"
@@ -154,7 +161,7 @@ class Sampler:
         return {key: getattr(self, key) for key in fields if getattr(self, key) is not None}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Preset:
     """How to start (or reach) one model, with everything resolved: paths expanded, args split."""
 
@@ -185,6 +192,8 @@ class Preset:
     stream: bool = True
     gates: tuple[str, ...] = ()
     origin: Literal["quantgate", "gpumod", "llama-swap"] = "quantgate"
+    # Credentials the file's values expanded to: never written or shown (see redact()).
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def api_key(self) -> str | None:
         """The API key from the environment variable the preset names, if any."""
@@ -197,6 +206,22 @@ class Preset:
             )
         return value
 
+    def redact(self, args: Iterable[str]) -> list[str]:
+        """*args* fit to be written or shown: :func:`redact` with this preset's credentials."""
+        return redact(args, self.secrets)
+
+    def __repr__(self) -> str:  # a preset shown in a traceback shows no credential either
+        env = tuple((k, REDACTED if names_a_credential(k) else self.redact([v])[0]) for k, v in self.env)
+        shown = {
+            "extra_args": tuple(self.redact(self.extra_args)),
+            "command": tuple(self.redact(self.command)),
+            "env": env,
+        }
+        fields = ", ".join(
+            f"{f.name}={shown.get(f.name, getattr(self, f.name))!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        return f"Preset({fields})"
+
 
 # -- loading ------------------------------------------------------------------------------------------
 
@@ -206,54 +231,69 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("pytest_quantgate") / BUILTIN_DIR_NAME))
 
 
-def expand(value: str, base: Path | None = None) -> str:
-    """Expand ``~``, ``$VAR`` and ``${VAR}``; an unset variable is an error, not an empty string."""
+def expand(value: str, base: Path | None = None, *, secrets: list[str] | None = None) -> str:
+    """Expand ``~``, ``$VAR`` and ``${VAR}``; an unset variable is an error, not an empty string.
+
+    What a variable named like a credential (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``) expands to
+    is appended to *secrets*, for :func:`redact`.
+    """
 
     def sub(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name not in os.environ:
             raise PresetError(f"${name} is not set (used in {value!r})")
-        return os.environ[name]
+        found = os.environ[name]
+        if secrets is not None and found and names_a_credential(name):
+            secrets.append(found)
+        return found
 
     out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, value)
-    return str(Path(out).expanduser()) if out.startswith("~") else out
+    if not out.startswith("~"):
+        return out
+    try:
+        return str(Path(out).expanduser())
+    except RuntimeError as exc:  # ~name of a user this machine does not know
+        raise PresetError(f"cannot expand {out.partition('/')[0]!r} in {value!r}: {exc}") from None
 
 
-def _path(value: str | None, base: Path | None) -> Path | None:
+def _split(text: str, key: str, shown: str | None = None, *, comments: bool = False) -> list[str]:
+    """*text* split like a shell line; an unbalanced quote is an error naming *key* and the value as written
+    (*shown*, before expansion: it may hold a credential once expanded)."""
+    try:
+        return shlex.split(text, comments=comments)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        written = " ".join(redact((text if shown is None else shown).split()))
+        raise PresetError(
+            f"{key}: {written!r} cannot be split like a shell line ({exc}); balance its quotes or give a list"
+        ) from None
+
+
+def _path(value: str | None, base: Path | None, x: Callable[[str], str] = expand) -> Path | None:
     if value is None:
         return None
-    path = Path(expand(value))
+    path = Path(x(value))
     if not path.is_absolute() and base is not None:
         path = base / path
     return path
 
 
-def _binary(value: str | None, base: Path | None) -> str | None:
+def _binary(value: str | None, base: Path | None, x: Callable[[str], str] = expand) -> str | None:
     """A binary path; a relative one with a directory part is relative to the preset file, a bare name is
     looked up on PATH later."""
     if value is None:
         return None
-    expanded = expand(value)
+    expanded = x(value)
     if "/" in expanded and base is not None and not Path(expanded).is_absolute():
         return str(base / expanded)
     return expanded
 
 
 def load_file(path: Path) -> list[Preset]:
-    """Every preset one file defines: one for our format and gpumod's, several for a llama-swap config."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PresetError(f"cannot read preset file {path}: {exc.strerror or exc}") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f", line {where.line + 1}" if where is not None else ""
-        raise PresetError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise PresetError(f"{path}: a preset file must be a YAML mapping, got {type(data).__name__}")
+    """Every preset one file defines: one for our format and gpumod's, several for a llama-swap config.
+
+    Whatever the file holds, the only exception is :class:`PresetError`, naming the file and the problem.
+    """
+    data, node = _read_mapping(path)
     try:
         if "models" in data and "id" not in data:
             return _from_llama_swap(LlamaSwapConfig.model_validate(data), path)
@@ -266,6 +306,36 @@ def load_file(path: Path) -> list[Preset]:
         if str(exc).startswith(f"{path}:"):
             raise
         raise PresetError(f"{path}: {exc}") from exc
+
+
+def _read_mapping(path: Path) -> tuple[dict[Any, Any], yaml.Node | None]:
+    """The YAML mapping in *path* and its node tree (for line numbers)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PresetError(f"cannot read preset file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = raw[: exc.start].count(b"\n") + 1
+        raise PresetError(
+            f"{path}, line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f", line {where.line + 1}" if where is not None else ""
+        raise PresetError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except (ValueError, OverflowError) as exc:  # PyYAML's own crash on an escape such as "\U99999999"
+        raise PresetError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise PresetError(f"{path}: not valid YAML: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: a preset file must be a YAML mapping, got {type(data).__name__}")
+    return data, node
 
 
 def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
@@ -300,33 +370,49 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
 
 def _from_own(model: PresetModel, path: Path | None) -> Preset:
     base = path.parent if path else None
-    extra = shlex.split(expand(model.extra_args)) if isinstance(model.extra_args, str) else model.extra_args
+    secrets: list[str] = []
+
+    def x(value: str) -> str:
+        return expand(value, secrets=secrets)
+
+    if isinstance(model.extra_args, str):
+        extra = _split(x(model.extra_args), "extra_args", model.extra_args)
+    else:
+        extra = [x(a) for a in model.extra_args]
     command = model.command
     if isinstance(command, str):
-        command = shlex.split(command)
+        command = _split(command, "command")
+    command = [x(a) for a in command or ()]
     if model.driver == "llamacpp" and not model.model:
         raise PresetError(f"{path}: preset {model.id!r} uses driver llamacpp but sets no 'model' (a GGUF path)")
     if model.driver == "command" and not command:
         raise PresetError(f"{path}: preset {model.id!r} uses driver command but sets no 'command' (an argv)")
     if model.driver == "external" and not model.base_url:
         raise PresetError(f"{path}: preset {model.id!r} uses driver external but sets no 'base_url'")
+    # A llama-server flag quantgate records must hold a value it can read.
+    if model.driver == "command":
+        server_args([*command, *extra], where="command and extra_args", binary=True)
+    else:
+        server_args(extra, where="extra_args")
+    if model.api_key_env and (key := os.environ.get(model.api_key_env)):
+        secrets.append(key)
     return Preset(
         id=model.id,
         name=model.name or model.id,
         driver=model.driver,
         source=path,
-        binary=_binary(model.binary, base),
-        model=_path(model.model, base),
-        mmproj=_path(model.mmproj, base),
+        binary=_binary(model.binary, base, x),
+        model=_path(model.model, base, x),
+        mmproj=_path(model.mmproj, base, x),
         host=model.host,
         port=model.port,
         context_size=model.context_size,
         parallel=model.parallel,
-        extra_args=tuple(expand(a) for a in extra),
-        command=tuple(expand(a) for a in command or ()),
+        extra_args=tuple(extra),
+        command=tuple(command),
         base_url=model.base_url,
         health_endpoint=model.health_endpoint,
-        env=tuple(sorted((k, expand(v)) for k, v in model.env.items())),
+        env=tuple(sorted((k, x(v)) for k, v in model.env.items())),
         startup_timeout_s=model.startup_timeout,
         quiesce_s=model.quiesce,
         memory_ceiling_mb=model.memory_ceiling_mb,
@@ -337,13 +423,21 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         timeout_s=model.request.timeout_s,
         stream=model.request.stream,
         gates=tuple(model.gates),
+        secrets=tuple(secrets),
     )
 
 
 def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
     uv = model.unit_vars
-    extra = shlex.split(expand(uv.extra_args)) if uv.extra_args else []
-    parallel = _flag_int(extra, ("--parallel", "-np")) or 1
+    secrets: list[str] = []
+
+    def x(value: str) -> str:
+        return expand(value, secrets=secrets)
+
+    extra = _split(x(uv.extra_args), "unit_vars.extra_args", uv.extra_args) if uv.extra_args else []
+    parallel = 1
+    if model.driver == "llamacpp":
+        parallel = server_args(extra, where="unit_vars.extra_args").parallel or 1
     common: dict[str, Any] = {
         "id": model.id,
         "name": model.name or model.id,
@@ -366,11 +460,13 @@ def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
         gguf = uv.model_path or model.model_path
         if not gguf:
             raise PresetError(f"{path}: gpumod preset {model.id!r} has no model_path (top level or unit_vars)")
+        gguf_path = _path(gguf, path.parent, x)
         return Preset(
             driver="llamacpp",
-            model=_path(gguf, path.parent),
+            model=gguf_path,
             context_size=uv.context_size or model.context_size,
             extra_args=tuple(args),
+            secrets=tuple(secrets),
             **common,
         )
     if model.driver == "vllm":
@@ -384,7 +480,7 @@ def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
                 argv += [flag, str(value)]
         if uv.enforce_eager:
             argv.append("--enforce-eager")
-        return Preset(driver="command", command=tuple(argv + extra), **common)
+        return Preset(driver="command", command=tuple(argv + extra), secrets=tuple(secrets), **common)
     raise PresetError(
         f"{path}: gpumod driver {model.driver!r} of preset {model.id!r} cannot be started by quantgate "
         "(supported: llamacpp, vllm); attach to it instead with --base-url URL"
@@ -394,15 +490,16 @@ def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
 def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
     presets = []
     for name, entry in config.models.items():
+        secrets: list[str] = []
         env = []
         for item in entry.env:
             key, sep, value = item.partition("=")
             if not sep:
                 raise PresetError(f"{path}: models.{name}.env entry {item!r} is not KEY=VALUE")
-            env.append((key, expand(value)))
+            env.append((key, expand(value, secrets=secrets)))
         # llama-swap allows line continuations and comments inside cmd; shlex handles both once the
         # backslash-newlines are joined.
-        cmd = shlex.split(entry.cmd.replace("\\\n", " "), comments=True)
+        cmd = _split(entry.cmd.replace("\\\n", " "), f"models.{name}.cmd", comments=True)
         argv = [a.replace("${PORT}", "{port}") for a in cmd]
         # A proxy URL with a fixed port (no ${PORT}) is where llama-swap reaches the model: so do we.
         host, port = "127.0.0.1", 0
@@ -421,23 +518,21 @@ def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
                 host=host,
                 port=port,
                 command=tuple(argv),
-                parallel=_flag_int(argv, ("--parallel", "-np")) or 1,
+                parallel=server_args(argv, where=f"models.{name}.cmd", binary=True).parallel or 1,
                 health_endpoint=entry.checkEndpoint or "/health",
                 env=tuple(sorted(env)),
                 origin="llama-swap",
+                secrets=tuple(secrets),
             )
         )
     return presets
 
 
-def _flag_int(args: list[str], names: tuple[str, ...]) -> int | None:
-    for i, arg in enumerate(args[:-1]):
-        if arg in names and args[i + 1].isdigit():
-            return int(args[i + 1])
-    return None
-
-
 # -- the search path ----------------------------------------------------------------------------------
+
+
+class PresetWarning(UserWarning):
+    """A file or directory on the preset search path that cannot be used; the other presets still can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,8 +541,14 @@ class Catalogue:
 
     presets: tuple[Preset, ...]
     problems: tuple[str, ...]
+    # (id, problem) for each id a file that cannot be read seems to define, where no file before it on the
+    # search path defines that id: asking for it is that file's error, not another file's preset.
+    broken: tuple[tuple[str, str], ...] = ()
 
     def get(self, name: str) -> Preset:
+        for claimed, problem in self.broken:
+            if claimed == name:
+                raise PresetError(f"preset {name!r} is in a file that cannot be used:\n  {problem}")
         for preset in self.presets:
             if preset.id == name:
                 return preset
@@ -461,15 +562,25 @@ class Catalogue:
 
 def search_path(dirs: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
     """The directories searched, first match wins: given ones, $QUANTGATE_PRESET_PATH, the built-ins."""
-    found = [Path(d).expanduser() for d in dirs]
-    found += [Path(p).expanduser() for p in os.environ.get("QUANTGATE_PRESET_PATH", "").split(os.pathsep) if p]
+    found = [_expanduser(Path(d)) for d in dirs]
+    found += [_expanduser(Path(p)) for p in os.environ.get("QUANTGATE_PRESET_PATH", "").split(os.pathsep) if p]
     found.append(builtin_dir())
     return found
 
 
+def _expanduser(path: Path) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError:  # ~name of an unknown user: left as it is, so it is reported as not found
+        return path
+
+
 def catalogue(dirs: list[Path] | tuple[Path, ...] = ()) -> Catalogue:
+    """Every preset on the search path. A file that cannot be read is a problem of its own and hides only
+    the presets it would have defined."""
     presets: list[Preset] = []
     problems: list[str] = []
+    broken: list[tuple[str, str]] = []
     seen: set[str] = set()
     for directory in search_path(dirs):
         if not directory.is_dir():
@@ -477,20 +588,45 @@ def catalogue(dirs: list[Path] | tuple[Path, ...] = ()) -> Catalogue:
             continue
         for file in sorted(p for p in directory.rglob("*") if p.suffix in _YAML_SUFFIXES and p.is_file()):
             try:
-                for preset in load_file(file):
-                    if preset.id not in seen:
-                        seen.add(preset.id)
-                        presets.append(preset)
+                found = load_file(file)
             except PresetError as exc:
-                problems.append(str(exc).replace("\n", "\n    "))
-    return Catalogue(presets=tuple(presets), problems=tuple(problems))
+                problem = str(exc).replace("\n", "\n    ")
+                problems.append(problem)
+                claims = _claims(file)
+                broken += [(claimed, problem) for claimed in claims if claimed not in seen]
+                seen.update(claims)
+                continue
+            for preset in found:
+                if preset.id not in seen:
+                    seen.add(preset.id)
+                    presets.append(preset)
+    return Catalogue(presets=tuple(presets), problems=tuple(problems), broken=tuple(broken))
+
+
+def _claims(path: Path) -> list[str]:
+    """The ids a file that failed to load seems to define: its ``id``, its llama-swap model names, else its
+    name without the suffix."""
+    try:
+        data, _node = _read_mapping(path)
+    except PresetError:
+        return [path.stem]
+    models = data.get("models")
+    if "id" not in data and isinstance(models, dict) and (names := [k for k in models if isinstance(k, str)]):
+        return names
+    if isinstance(data.get("id"), str):
+        return [data["id"]]
+    return [path.stem]
 
 
 def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Preset:
     """A preset by id (searched on the path), by file path, or ``FILE::ID`` for one model of a llama-swap
-    config."""
+    config.
+
+    Files on the search path that cannot be read are a :class:`PresetWarning` each, unless the preset asked
+    for is in one of them: then that file's problem is the error.
+    """
     file_part, _, wanted = name_or_path.partition("::")
-    candidate = Path(file_part).expanduser()
+    candidate = _expanduser(Path(file_part))
     if candidate.suffix in _YAML_SUFFIXES and candidate.is_file():
         found = load_file(candidate)
         if wanted:
@@ -500,4 +636,8 @@ def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Pres
             raise PresetError(f"{candidate} defines several presets ({ids}); pick one with {candidate}::ID")
         return found[0]
     # One scan in search-path order, so the first match is the same one `quantgate presets` lists.
-    return catalogue(dirs).get(name_or_path)
+    found_on_path = catalogue(dirs)
+    preset = found_on_path.get(name_or_path)
+    for problem in found_on_path.problems:
+        warnings.warn(PresetWarning(f"skipped {problem}"), stacklevel=2)
+    return preset

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_quantgate import __version__
+from pytest_quantgate.credentials import redact
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
-from pytest_quantgate.install import binary_version
 from pytest_quantgate.levels import IterationScore, RunAggregate, Sample, aggregate, iteration_scores
 from pytest_quantgate.memory import PeakSampler, probe_for
 from pytest_quantgate.presets import Preset
-from pytest_quantgate.provenance import file_sha256, host_info, sampled_digest
+from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
     Header,
@@ -393,7 +393,8 @@ class Recorder:
         info = read_info(self.config.preset_dir(preset_id))
         record = stream.header.preset.model_copy()
         if info is not None:
-            record.argv = list(info.argv)
+            preset = self._preset(preset_id)
+            record.argv = preset.redact(info.argv) if preset else redact(info.argv)
             record.base_url = info.base_url
         return ResultFile(
             **stream.header.model_dump(exclude={"preset"}),
@@ -423,39 +424,7 @@ class Recorder:
         preset = self._preset(preset_id)
         if preset is None:
             return PresetRecord(id=preset_id, name=preset_id, driver="unknown")
-        binary = None
-        if preset.driver == "llamacpp":
-            from pytest_quantgate.install import find_binary
-
-            try:
-                binary = find_binary("llama-server", preset.binary)
-            except Exception:  # the run itself reports a missing binary; provenance stays partial
-                binary = None
-        model_size = None
-        if preset.model is not None and preset.model.is_file():
-            model_size = preset.model.stat().st_size
-        return PresetRecord(
-            id=preset.id,
-            name=preset.name,
-            driver=preset.driver,
-            origin=preset.origin,
-            source=str(preset.source) if preset.source else None,
-            source_sha256=file_sha256(preset.source) if preset.source else None,
-            model=str(preset.model) if preset.model else None,
-            model_size_bytes=model_size,
-            model_digest=sampled_digest(preset.model) if preset.model else None,
-            binary=str(binary) if binary else None,
-            binary_version=binary_version(binary) if binary else None,
-            binary_sha256=sampled_digest(binary) if binary else None,
-            base_url=preset.base_url,
-            context_size=preset.context_size,
-            parallel=preset.parallel,
-            extra_args=list(preset.extra_args),
-            sampler=preset.sampler.request_fields(),
-            chat_template_kwargs=dict(preset.chat_template_kwargs),
-            memory_ceiling_mb=preset.memory_ceiling_mb,
-            max_tokens=preset.max_tokens,
-        )
+        return preset_record(preset)
 
 
 def _per_level(spec: GateSpec) -> bool:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Self
 import httpx
 import psutil
 
+from pytest_quantgate.credentials import redact
 from pytest_quantgate.errors import ServerDiedError, ServerStartError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class ServerSpec:
     startup_timeout_s: float = 120.0
     api_key: str | None = None
     quiesce_s: float = 0.0
+    secrets: tuple[str, ...] = ()  # values never shown: see credentials.redact
 
     @property
     def base_url(self) -> str:
@@ -110,8 +112,9 @@ class ServerProcess:
                     preexec_fn=_die_with_parent if tie_to_parent and sys.platform == "linux" else None,
                 )
             except OSError as exc:
+                command = _shell(spec.argv, spec.secrets)
                 raise ServerStartError(
-                    f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}\n  command: {_shell(spec.argv)}"
+                    f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}\n  command: {command}"
                 ) from exc
         server = cls(spec, proc, log_path)
         try:
@@ -147,7 +150,7 @@ class ServerProcess:
         if code is not None:
             raise ServerDiedError(
                 f"the server exited with code {code} while the run still needed it\n"
-                f"  command: {_shell(self.spec.argv)}\n  log: {self.log_path}\n"
+                f"  command: {_shell(self.spec.argv, self.spec.secrets)}\n  log: {self.log_path}\n"
                 f"--- last lines of the server log ---\n{self.log_tail()}"
             )
 
@@ -179,7 +182,7 @@ class ServerProcess:
     def _start_failure(self, what: str) -> str:
         waited = time.monotonic() - self._started
         return (
-            f"the server {what} after {waited:.1f} s\n  command: {_shell(self.spec.argv)}\n"
+            f"the server {what} after {waited:.1f} s\n  command: {_shell(self.spec.argv, self.spec.secrets)}\n"
             f"  log: {self.log_path}\n--- last lines of the server log ---\n{self.log_tail()}"
         )
 
@@ -254,10 +257,10 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _shell(argv: Sequence[str]) -> str:
+def _shell(argv: Sequence[str], secrets: Sequence[str]) -> str:
     import shlex
 
-    return shlex.join(argv)
+    return shlex.join(redact(argv, secrets))
 
 
 def spec_for(preset: Preset, *, port: int | None = None) -> ServerSpec:
@@ -294,13 +297,18 @@ def spec_for(preset: Preset, *, port: int | None = None) -> ServerSpec:
         argv += list(preset.extra_args)
     else:
         raise ServerStartError(f"{where}: driver {preset.driver!r} attaches to a running server; nothing to start")
+    api_key = preset.api_key()
+    env = dict(preset.env)
+    if api_key is not None:  # llama-server reads its key from there too: then it is in no argv or log
+        env.setdefault("LLAMA_API_KEY", api_key)
     return ServerSpec(
         argv=tuple(argv),
         host=preset.host,
         port=chosen,
-        env=dict(preset.env),
+        env=env,
         health_path=preset.health_endpoint,
         startup_timeout_s=preset.startup_timeout_s,
-        api_key=preset.api_key(),
+        api_key=api_key,
         quiesce_s=preset.quiesce_s,
+        secrets=preset.secrets,
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from filelock import FileLock
 
+from pytest_quantgate.credentials import redact
 from pytest_quantgate.errors import ServerDiedError, ServerStartError
 from pytest_quantgate.server import ServerProcess, read_log_tail, spec_for, stop_group
 
@@ -130,7 +131,7 @@ def acquire(preset: Preset, state_dir: Path, *, shared: bool) -> Lease:
             "base_url": proc.base_url,
             "load_s": proc.load_s,
             "log": str(proc.log_path),
-            "argv": list(spec.argv),
+            "argv": redact(spec.argv, spec.secrets),
             "refcount": 1,
             "stopped": False,
             "started_at": time.time(),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pytest_quantgate.errors import PresetError
 from pytest_quantgate.presets import (
     PresetModel,
+    PresetWarning,
     Sampler,
     builtin_dir,
     catalogue,
@@ -609,3 +610,250 @@ def test_unknown_keys_are_always_rejected_by_name_and_line(tmp_path: Path, key: 
         load_file(path)
     assert f"line {3 + blank_lines}: unknown key {key!r}" in str(info.value)
     assert str(path) in str(info.value)
+
+
+# -- files that cannot be used: a PresetError naming the file, never another exception ------------------
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("id: p\nname: Caf\xe9\nmodel: /m.gguf\n".encode("latin-1"))
+    with pytest.raises(PresetError, match=r"line 2: not UTF-8 text \(byte 0xe9 at offset 15\)") as info:
+        load_file(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("id: p\nmodel: /m.gguf\nextra_args: \"--alias 'unclosed\"\n", "extra_args"),
+        ("id: p\ndriver: command\ncommand: \"srv --port {port} 'unclosed\"\n", "command"),
+        ("id: g\ndriver: llamacpp\nport: 1\nunit_vars:\n  model_path: /m.gguf\n  extra_args: \"-ngl 'unclosed\"\n",
+         "unit_vars.extra_args"),
+        ("models:\n  m:\n    cmd: \"llama-server --port ${PORT} -m '/m.gguf\"\n", "models.m.cmd"),
+    ],
+)  # fmt: skip
+def test_an_unbalanced_quote_names_the_file_and_the_key(tmp_path: Path, text: str, key: str) -> None:
+    path = write(tmp_path, "q.yaml", text)
+    with pytest.raises(PresetError, match=rf"{re.escape(key)}: .* cannot be split like a shell line") as info:
+        load_file(path)
+    assert str(path) in str(info.value)
+    assert "No closing quotation" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id: g\ndriver: llamacpp\nport: 1\nunit_vars:\n  model_path: /m.gguf\n  extra_args: --parallel ²\n",
+         "unit_vars.extra_args: --parallel '²' is not a whole number"),
+        ("models:\n  m:\n    cmd: llama-server -np ٣x\n", "models.m.cmd: -np '٣x' is not a whole number"),
+        ("id: p\nmodel: /m.gguf\nextra_args: [-c, 8k]\n", "extra_args: -c '8k' is not a whole number"),
+        ("id: p\nmodel: /m.gguf\nextra_args: [--temp, hot]\n", "extra_args: --temp 'hot' is not a number"),
+        ("id: p\nmodel: /m.gguf\nextra_args: [--chat-template-kwargs, '{x']\n",
+         "extra_args: --chat-template-kwargs '{x' is not a JSON object"),
+    ],
+)  # fmt: skip
+def test_a_flag_value_llama_server_could_not_read_is_an_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "f.yaml", text)
+    with pytest.raises(PresetError, match=re.escape(message)) as info:
+        load_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_another_programs_arguments_are_not_read_as_llama_servers(tmp_path: Path) -> None:
+    swap = load_one(write(tmp_path, "config.yaml", "models:\n  m:\n    cmd: python -c 'print(1)' -np x\n"))
+    assert (swap.command, swap.parallel) == (("python", "-c", "print(1)", "-np", "x"), 1)
+    own = load_one(
+        write(tmp_path, "own.yaml", "id: o\ndriver: command\ncommand: [vllm, serve, m]\nextra_args: [-c, x]\n")
+    )
+    assert own.extra_args == ("-c", "x")
+
+
+def test_a_path_under_an_unknown_users_home_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "u.yaml", "id: u\nmodel: ~nosuchuser-qg/m.gguf\n")
+    with pytest.raises(PresetError, match=r"cannot expand '~nosuchuser-qg' in '~nosuchuser-qg/m.gguf'") as info:
+        load_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_variable_holding_a_dollar_is_expanded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QG_DOLLAR", "a$QG_NOT_SET")
+    monkeypatch.delenv("QG_NOT_SET", raising=False)
+    p = load_one(write(tmp_path, "d.yaml", 'id: d\nmodel: /m.gguf\nextra_args: "--alias $QG_DOLLAR"\n'))
+    assert p.extra_args == ("--alias", "a$QG_NOT_SET")
+
+
+def test_a_bad_file_warns_and_leaves_the_other_presets_usable(tmp_path: Path) -> None:
+    write(tmp_path / "d", "a.yaml", "id: alpha\nmodel: /a.gguf\n")
+    (tmp_path / "d" / "latin1.yaml").write_bytes(b"id: latin\nname: Caf\xe9\n")
+    write(tmp_path / "d", "quote.yaml", 'id: quote\nmodel: /q.gguf\nextra_args: "\'"\n')
+    with pytest.warns(PresetWarning) as record:
+        assert resolve("alpha", [tmp_path / "d"]).model == Path("/a.gguf")
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2
+    assert f"{tmp_path / 'd' / 'latin1.yaml'}, line 2: not UTF-8" in messages[0]
+    assert f"{tmp_path / 'd' / 'quote.yaml'}: extra_args: " in messages[1]
+    assert "No closing quotation" in messages[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "wanted"),
+    [
+        ("x.yaml", b'id: wanted\nmodel: /w.gguf\nextra_args: "\'"\n', "wanted"),  # by its id
+        ("config.yaml", b'models:\n  wanted:\n    cmd: "srv \'"\n', "wanted"),  # by its llama-swap name
+        ("wanted.yaml", b"id: wanted\nname: \xff\n", "wanted"),  # unreadable: by its file name
+    ],
+)
+def test_asking_for_the_preset_of_a_bad_file_is_that_files_error(
+    tmp_path: Path, name: str, content: bytes, wanted: str
+) -> None:
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / name).write_bytes(content)
+    write(tmp_path / "later", "w.yaml", f"id: {wanted}\nmodel: /later.gguf\n")  # not a fallback
+    with pytest.raises(PresetError, match=rf"preset 'wanted' is in a file that cannot be used:\n  .*{name}"):
+        resolve(wanted, [tmp_path / "first", tmp_path / "later"])
+
+
+def test_a_bad_file_after_the_good_definition_does_not_hide_it(tmp_path: Path) -> None:
+    write(tmp_path / "first", "w.yaml", "id: wanted\nmodel: /first.gguf\n")
+    write(tmp_path / "later", "w.yaml", 'id: wanted\nmodel: /later.gguf\nextra_args: "\'"\n')
+    with pytest.warns(PresetWarning, match="later"):
+        assert resolve("wanted", [tmp_path / "first", tmp_path / "later"]).model == Path("/first.gguf")
+
+
+def test_quantgate_presets_lists_the_good_presets_and_each_bad_file_with_its_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_quantgate import cli
+
+    directory = tmp_path / "d"
+    write(directory, "a.yaml", "id: alpha\nmodel: /a.gguf\n")
+    write(directory, "swap.yaml", "models:\n  swapped:\n    cmd: srv --port ${PORT} --api-key sk-listed-secret\n")
+    (directory / "latin1.yaml").write_bytes(b"id: latin\nname: Caf\xe9\n")
+    write(directory, "gpumod.yaml", "id: g\ndriver: llamacpp\nport: 1\nunit_vars:\n  extra_args: --parallel ²\n")
+    assert cli.main(["presets", "--preset-dir", str(directory)]) == 1
+    out, err = capsys.readouterr()
+    assert re.search(r"alpha +llamacpp +quantgate +/a\.gguf", out)
+    assert re.search(r"swapped +command +llama-swap +srv --port \{port\}", out)
+    assert "tiny-f16" in out
+    assert f"{directory / 'latin1.yaml'}, line 2: not UTF-8 text" in err
+    assert f"{directory / 'gpumod.yaml'}: unit_vars.extra_args: --parallel '²' is not a whole number" in err
+    assert "sk-listed-secret" not in out + err
+
+
+def test_quantgate_presets_never_shows_a_credential(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_quantgate import cli
+
+    write(tmp_path / "d", "k.yaml", "id: k\ndriver: command\ncommand: [srv, --api-key, sk-listed-secret]\n")
+    assert cli.main(["presets", "--preset-dir", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"k +command +quantgate +srv --api-key \*\*\*", out)
+    assert "sk-listed-secret" not in out
+
+
+# A fuzz of the loader: random mappings shaped like each of the three formats (mostly of the right types,
+# with strings that hold stray quotes, odd digits, ~user paths, unset variables, credentials) and raw bytes.
+# Whatever the file holds, load_file raises PresetError or nothing, and a bad file hides no other preset.
+
+_WORDS = ["'", '"', "\\", "$", "${HOME}", "$QG_FUZZ_UNSET", "~", "~nosuchuser-qg/x", "²", "٣", "#", "=", "{port}",
+          "{", "}", "${PORT}", "-", "x", "1", " ", "\n", "\\\n", "\x00", "\t"]  # fmt: skip
+_FLAGS = ["-m", "-c", "-np", "--parallel", "--temp", "--seed", "--chat-template-kwargs", "--api-key", "--port",
+          "-ngl"]  # fmt: skip
+_VALUES = ["1", "0.5", "²", "٣", "abc", '{"a": 1}', "'", '"', "~nosuchuser-qg/m.gguf", "$QG_FUZZ_KEY", "{port}"]
+_TEXT = st.lists(st.sampled_from(_WORDS) | st.text(max_size=3), max_size=4).map("".join)
+_ARGS = st.lists(st.tuples(st.sampled_from(_FLAGS), st.sampled_from(_VALUES) | _TEXT), max_size=4).map(
+    lambda pairs: [arg for pair in pairs for arg in pair]
+)
+_LINE = _ARGS.map(" ".join)
+_PATH = st.sampled_from(["/m.gguf", "m.gguf", "~/m.gguf", "~nosuchuser-qg/m.gguf", "$HOME/m", "${QG_FUZZ_UNSET}/m"])
+_INT = st.integers(1, 70_000)
+_WRONG = (
+    st.none() | st.booleans() | st.integers(-2, 2) | st.floats() | st.sampled_from(["²", "8k", ""]) | _TEXT
+    | st.lists(_TEXT, max_size=2) | st.dictionaries(_TEXT, _TEXT, max_size=2)
+)  # fmt: skip
+
+
+def _mostly(strategy: st.SearchStrategy, wrong: st.SearchStrategy = _WRONG) -> st.SearchStrategy:
+    """*strategy*, and one time in eight a value of another type."""
+    return st.integers(0, 7).flatmap(lambda k: strategy if k else wrong)
+
+
+def _some(**fields: st.SearchStrategy) -> st.SearchStrategy:
+    return st.fixed_dictionaries({}, optional=fields)
+
+
+_FUZZ_ID = _mostly(st.sampled_from(["fz", "tiny-f16", "a.b:c"]), wrong=st.none() | st.integers() | _TEXT)
+_OWN_FILE = st.fixed_dictionaries(
+    {"id": _FUZZ_ID},
+    optional={
+        "driver": _mostly(st.sampled_from(["llamacpp", "command", "external"])),
+        "model": _mostly(_PATH), "binary": _mostly(_PATH), "mmproj": _mostly(_PATH),
+        "extra_args": _mostly(_LINE | _ARGS), "command": _mostly(_LINE | _ARGS),
+        "base_url": _mostly(st.just("http://127.0.0.1:1") | _TEXT),
+        "port": _mostly(_INT), "context_size": _mostly(_INT), "parallel": _mostly(_INT),
+        "env": _mostly(st.dictionaries(st.sampled_from(["A", "HF_TOKEN"]), _PATH | _TEXT, max_size=2)),
+        "api_key_env": st.sampled_from(["QG_FUZZ_KEY", "QG_FUZZ_UNSET"]),
+        "sampler": _mostly(_some(temperature=_mostly(st.floats(0, 2)), top_k=_mostly(_INT), seed=_mostly(_INT))),
+        "chat_template_kwargs": _mostly(st.dictionaries(_TEXT, _WRONG, max_size=2)),
+        "gates": _mostly(st.lists(_TEXT, max_size=2)),
+    },
+)  # fmt: skip
+_GPUMOD_FILE = st.fixed_dictionaries(
+    {
+        "id": _FUZZ_ID,
+        "driver": _mostly(st.sampled_from(["llamacpp", "vllm", "fastapi"])),
+        "port": _mostly(_INT),
+        "unit_vars": _mostly(_some(
+            model_path=_mostly(_PATH), extra_args=_mostly(_LINE), context_size=_mostly(_INT),
+            n_gpu_layers=_mostly(st.integers(-1, 99)), jinja=_mostly(st.booleans()), flash_attn=_mostly(st.booleans()),
+            gpu_mem_util=_mostly(st.floats(0, 1)), max_model_len=_mostly(_INT), dtype=_mostly(_TEXT),
+            enforce_eager=_mostly(st.booleans()), cpu_affinity=_WRONG,
+        )),
+    },
+    optional={"model_path": _mostly(_PATH), "model_id": _mostly(_TEXT), "vram_mb": _mostly(_INT),
+              "context_size": _mostly(_INT), "startup_timeout": _mostly(st.floats(1, 100))},
+)  # fmt: skip
+_SWAP_ENTRY = st.fixed_dictionaries(
+    {"cmd": _mostly(_LINE)},
+    optional={
+        "env": _mostly(st.lists(st.sampled_from(["A=1", "K=$QG_FUZZ_UNSET", "T=~nosuchuser-qg", "N"]), max_size=2)),
+        "proxy": _mostly(st.sampled_from(["http://127.0.0.1:8999", "http://[::1", "http://h:99999", "${PORT}"])),
+        "checkEndpoint": _mostly(_TEXT), "name": _mostly(_TEXT), "ttl": _WRONG,
+    },
+)  # fmt: skip
+_SWAP_FILE = st.fixed_dictionaries(
+    {"models": _mostly(st.dictionaries(_FUZZ_ID, _SWAP_ENTRY, min_size=1, max_size=3))},
+    optional={"macros": st.dictionaries(_TEXT, _TEXT, max_size=2)},
+)
+_YAML_BYTES = (_OWN_FILE | _GPUMOD_FILE | _SWAP_FILE).map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode())
+_BROKEN_BYTES = st.tuples(_YAML_BYTES, st.binary(min_size=1, max_size=3), st.integers(0, 300)).map(
+    lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :]
+)
+_FILE_CONTENT = st.one_of(*[_YAML_BYTES] * 4, _BROKEN_BYTES, st.binary(max_size=64))
+_BUILTIN_IDS = {"tiny-f16", "tiny-f32", "tiny-q4_0", "tiny-q5_0", "tiny-q8_0"}
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(content=_FILE_CONTENT)
+def test_whatever_a_preset_file_holds_only_a_preset_error_escapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    monkeypatch.setenv("QG_FUZZ_KEY", "sk-fuzz")
+    monkeypatch.delenv("QG_FUZZ_UNSET", raising=False)
+    directory = tmp_path / "fuzz"
+    directory.mkdir(exist_ok=True)
+    path = directory / "fuzzed.yaml"
+    path.write_bytes(content)
+    try:
+        loaded = load_file(path)
+    except PresetError as exc:
+        assert str(path) in str(exc)
+        loaded = None
+    found = catalogue([directory])
+    assert len(found.problems) == (loaded is None)
+    claimed = {preset.id for preset in loaded or ()} | {name for name, _problem in found.broken}
+    assert _BUILTIN_IDS - claimed <= {preset.id for preset in found.presets}
