@@ -105,7 +105,7 @@ def _presets(args: argparse.Namespace) -> int:
         print("\nfiles that could not be read:", file=sys.stderr)
         for problem in found.problems:
             print(f"  {problem}", file=sys.stderr)
-        return 1
+        return 2  # an error, as every quantgate error: never read as a verdict
     return 0
 
 

@@ -731,7 +731,7 @@ def test_quantgate_presets_lists_the_good_presets_and_each_bad_file_with_its_err
     write(directory, "swap.yaml", "models:\n  swapped:\n    cmd: srv --port ${PORT} --api-key sk-listed-secret\n")
     (directory / "latin1.yaml").write_bytes(b"id: latin\nname: Caf\xe9\n")
     write(directory, "gpumod.yaml", "id: g\ndriver: llamacpp\nport: 1\nunit_vars:\n  extra_args: --parallel ²\n")
-    assert cli.main(["presets", "--preset-dir", str(directory)]) == 1
+    assert cli.main(["presets", "--preset-dir", str(directory)]) == 2
     out, err = capsys.readouterr()
     assert re.search(r"alpha +llamacpp +quantgate +/a\.gguf", out)
     assert re.search(r"swapped +command +llama-swap +srv --port \{port\}", out)
