@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 from pytest_quantgate.inference.item_sequential import ItemSequentialTest
-from pytest_quantgate.inference.items import clustered_difference_bounds, effective_items, item_quantile
+from pytest_quantgate.inference.items import clustered_difference_bounds, item_quantile
 
 MAX_ITERATIONS = 15
 GOAL_FALSE_SWAP = 0.05
@@ -88,7 +88,7 @@ def simulate_scores(model, trials, items, shift_pp, args, rng, loss="spread"):
 def run_cell(test, model, shift_pp, loss, args, rng):
     """Return (fixed swap rate, sequential swap rate, sequential mean iterations)."""
     weights = np.ones(args.items)
-    q = item_quantile(test.alpha, effective_items(weights))
+    q = item_quantile(test.alpha, weights)
     fixed_swaps = seq_swaps = seq_iters = 0.0
     done = 0
     while done < args.trials:

@@ -189,7 +189,7 @@ class ItemSequentialTest:
         diff, variance = clustered_moments(table.differences, table.weights)
         n_eff = effective_items(table.weights)
         removable = _removable_variance(table, self.max_iterations)
-        return float(_information(diff, variance, removable, n_eff, float(item_quantile(self.alpha, n_eff))))
+        return float(_information(diff, variance, removable, n_eff, float(item_quantile(self.alpha, table.weights))))
 
     def decide(
         self,
@@ -225,11 +225,11 @@ class ItemSequentialTest:
         n_eff = effective_items(w)
         diff, variance = clustered_moments(table.differences, w)
         removable = _removable_variance(table, self.max_iterations)
-        information = float(_information(diff, variance, removable, n_eff, float(item_quantile(self.alpha, n_eff))))
+        information = float(_information(diff, variance, removable, n_eff, float(item_quantile(self.alpha, w))))
         capped = n >= self.max_iterations
         final = capped or information >= self.stop_information
         ze, zf = (self.final_z[k] if final else self.efficacy_z[k]), self.futility_z[k]
-        q = item_quantile(_normal_sf([ze, zf, self.final_z[k]]), n_eff)
+        q = item_quantile(_normal_sf([ze, zf, self.final_z[k]]), w)
         down, _ = score_distances(diff, variance, n_eff, q[0])
         _, up = score_distances(diff, variance, n_eff, q[1])
         lo = max(-100.0, 100.0 * float(diff - down))
@@ -297,10 +297,10 @@ class ItemSequentialTest:
         w = np.ones(sb.shape[2]) if weights is None else np.asarray(weights, dtype=np.float64)
         n_eff = effective_items(w)
         looks = np.arange(self.min_iterations, self.max_iterations + 1)
-        q_eff = item_quantile(_normal_sf(self.efficacy_z), n_eff)
-        q_fut = item_quantile(_normal_sf(self.futility_z), n_eff)
-        q_fin = item_quantile(_normal_sf(self.final_z), n_eff)
-        q_info = float(item_quantile(self.alpha, n_eff))
+        q_eff = item_quantile(_normal_sf(self.efficacy_z), w)
+        q_fut = item_quantile(_normal_sf(self.futility_z), w)
+        q_fin = item_quantile(_normal_sf(self.final_z), w)
+        q_info = float(item_quantile(self.alpha, w))
         swapped = np.empty(sb.shape[0], dtype=bool)
         used = np.empty(sb.shape[0], dtype=np.int64)
         for start in range(0, sb.shape[0], chunk):

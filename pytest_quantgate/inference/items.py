@@ -245,12 +245,18 @@ def effective_items(weights: npt.ArrayLike) -> float:
     return float(w.sum() ** 2 / np.sum(w * w))
 
 
-def item_quantile(alpha: npt.ArrayLike, n_effective: float) -> FloatArray:
-    """One-sided Student-t quantile for a bound at level *alpha* over *n_effective* items (df = n - 1,
-    at least 1: with one or two items the bounds are correspondingly wide). Vectorised in *alpha*."""
+def item_quantile(alpha: npt.ArrayLike, weights: npt.ArrayLike) -> FloatArray:
+    """One-sided Student-t quantile for a bound at level *alpha* (vectorised) over items with *weights*.
+
+    df = (Σw²)² / Σw⁴ - 1, at least 1: n - 1 with equal weights; with unequal weights the number of
+    items that really carry the variance (five heavy items among a hundred light ones give df ≈ 4, not
+    the 104 of the item count or the 9 of Kish's effective n). With one or two items the bounds are
+    correspondingly wide.
+    """
     from scipy.special import stdtrit
 
-    df = max(n_effective - 1.0, 1.0)
+    w2 = np.asarray(weights, dtype=np.float64) ** 2
+    df = max(float(w2.sum() ** 2 / np.sum(w2 * w2)) - 1.0, 1.0)
     return np.asarray(stdtrit(df, 1.0 - np.asarray(alpha, dtype=np.float64)), dtype=np.float64)
 
 
@@ -326,7 +332,7 @@ def item_noninferiority(
 
     The item is the unit of analysis. Each item's iterations are averaged per side, dᵢ = c̄ᵢ - b̄ᵢ;
     the weighted mean D = Σ wᵢdᵢ / Σ wᵢ gets one-sided score bounds (:func:`score_distances`) from the
-    cluster-robust variance over items, with a Student-t quantile on effective items - 1 df. So:
+    cluster-robust variance over items, with a Student-t quantile (:func:`item_quantile`). So:
 
     * with one iteration it is the plain paired analysis of the items; for pass/fail items that only
       move one way the lower bound is minus Wilson's upper bound for the share of items lost;
@@ -348,7 +354,7 @@ def comparison_from_table(table: ItemTable, margin: float, alpha: float = 0.05) 
     w = table.weights
     d = table.differences
     n_effective = effective_items(w)
-    q = item_quantile(alpha, n_effective)
+    q = item_quantile(alpha, w)
     diff_f, variance = clustered_moments(d, w)
     down, up = score_distances(diff_f, variance, n_effective, q)
     diff = float(diff_f)

@@ -14,6 +14,7 @@ from pytest_quantgate.errors import SpecError
 from pytest_quantgate.inference.items import (
     clustered_difference_bounds,
     item_noninferiority,
+    item_quantile,
     item_table,
     score_distances,
 )
@@ -198,6 +199,19 @@ def test_unequal_weights_shrink_the_effective_number_of_items():
     res = item_noninferiority(base, base, margin=5.0, weights=weights)
     assert res.effective_items == pytest.approx(35.0**2 / 126.0)
     assert res.lower_bound < -15.0
+
+
+def test_few_heavy_items_set_the_degrees_of_freedom():
+    # Five items of weight 5 among a hundred of weight 0.1: the variance rests on about five items,
+    # df = (Σw²)²/Σw⁴ - 1 = 126²/3125.01 - 1 ≈ 4.08, not Kish's 9.7 - 1 or the item count's 104.
+    w = np.r_[np.full(5, 5.0), np.full(100, 0.1)]
+    assert float(item_quantile(0.05, w)) == pytest.approx(stats.t.isf(0.05, 126.0**2 / 3125.01 - 1.0))
+    # With 40 % of items lost (each heavy item lost or not as a block), the one-sided bound still
+    # holds its level; with Kish's df it missed 8 % of the time.
+    rng = np.random.default_rng(14)
+    d = np.where(rng.random((8000, 105)) < 0.4, -1.0, 0.0)
+    _diff, lower, _upper = clustered_difference_bounds(d, w, item_quantile(0.05, w))
+    assert float(np.mean(lower > -40.0)) < 0.05
 
 
 def test_changed_items_count_the_remaining_nondeterminism():
