@@ -256,6 +256,8 @@ def item_quantile(alpha: npt.ArrayLike, weights: npt.ArrayLike) -> FloatArray:
     from scipy.special import stdtrit
 
     w2 = np.asarray(weights, dtype=np.float64) ** 2
+    if w2.ndim != 1 or not np.any(w2 > 0):
+        raise SpecError(f"item weights must be one per item, not all 0; got an array of shape {w2.shape}")
     df = max(float(w2.sum() ** 2 / np.sum(w2 * w2)) - 1.0, 1.0)
     return np.asarray(stdtrit(df, 1.0 - np.asarray(alpha, dtype=np.float64)), dtype=np.float64)
 

@@ -262,6 +262,11 @@ def test_bad_inputs_name_the_item(base, cand, weights, match):
         item_noninferiority(base, cand, margin=5.0, weights=weights)
 
 
+def test_quantile_needs_one_weight_per_item():
+    with pytest.raises(SpecError, match="one per item"):
+        item_quantile(0.05, 5.0)
+
+
 def test_bad_margin_and_alpha():
     ok = {"a": [1.0]}
     with pytest.raises(SpecError, match="margin"):
