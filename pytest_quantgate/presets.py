@@ -335,6 +335,15 @@ def _read_mapping(path: Path) -> tuple[dict[Any, Any], yaml.Node | None]:
         raise PresetError(f"{path}: not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise PresetError(f"{path}: a preset file must be a YAML mapping, got {type(data).__name__}")
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:str":
+                # YAML 1.1 reads on/off/yes/no/null (and numbers) as other types: no preset key is one.
+                read = yaml.safe_load(key_node.value) if key_node.value else None
+                raise PresetError(
+                    f"{path}, line {key_node.start_mark.line + 1}: unknown key {key_node.value!r} (YAML reads it as "
+                    f"{read!r}, not a name; check the spelling, and quote a key that is meant as text)"
+                )
     return data, node
 
 

@@ -857,3 +857,11 @@ def test_whatever_a_preset_file_holds_only_a_preset_error_escapes(
     assert len(found.problems) == (loaded is None)
     claimed = {preset.id for preset in loaded or ()} | {name for name, _problem in found.broken}
     assert _BUILTIN_IDS - claimed <= {preset.id for preset in found.presets}
+
+
+@pytest.mark.parametrize("key", ["on", "off", "yes", "null", "12"])
+def test_a_key_yaml_reads_as_another_type_is_an_unknown_key_on_its_line(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"id: p\nmodel: /m.gguf\n{key}: 1\n")
+    with pytest.raises(PresetError, match=rf"line 3: unknown key '{key}' \(YAML reads it as .*quote a key"):
+        load_file(path)
