@@ -7,6 +7,10 @@ question, and why, is explained in ``docs/statistics.md``. What lives where:
   stratified (levels are strata, iterations repeated draws within a level) MOVER-Wilson lower bound for
   the points-weighted difference — valid at n = 15, no NaN at 0 % or 100 %; its vectorised core
   :func:`stratified_difference_bounds`;
+* :mod:`.items` — quality on items (the unit of every quality decision): :func:`item_noninferiority`,
+  paired by item id and clustered by item (repeats of an item are not independent evidence), with its
+  vectorised core :func:`clustered_difference_bounds`; :mod:`.item_sequential` —
+  :class:`ItemSequentialTest` / :func:`item_sequential_decision`, early stopping on items;
 * :mod:`.paired` — matched items (same item on both presets): :func:`mcnemar` and
   :func:`paired_noninferiority` (Tango's score interval);
 * :mod:`.unpaired` — only aggregate scores: :func:`unpaired_comparison` (Welch t and Mann-Whitney,
@@ -31,6 +35,17 @@ loaded on every ``pytest`` start, also for runs that never compare anything.
 
 from __future__ import annotations
 
+from pytest_quantgate.inference.item_sequential import (
+    ItemSequentialDecision,
+    ItemSequentialTest,
+    item_sequential_decision,
+)
+from pytest_quantgate.inference.items import (
+    ItemComparison,
+    ItemDifference,
+    clustered_difference_bounds,
+    item_noninferiority,
+)
 from pytest_quantgate.inference.paired import (
     McNemarResult,
     PairedNonInferiorityResult,
@@ -59,6 +74,10 @@ from pytest_quantgate.stats import Interval, clopper_pearson_interval, mean_ci, 
 __all__ = [
     "Decision",
     "Interval",
+    "ItemComparison",
+    "ItemDifference",
+    "ItemSequentialDecision",
+    "ItemSequentialTest",
     "IterationsNeeded",
     "LevelDifference",
     "McNemarResult",
@@ -69,8 +88,11 @@ __all__ = [
     "SpeedDelta",
     "UnpairedComparison",
     "clopper_pearson_interval",
+    "clustered_difference_bounds",
     "group_sequential_boundaries",
     "hsd_spending",
+    "item_noninferiority",
+    "item_sequential_decision",
     "iterations_needed",
     "mcnemar",
     "mean_ci",

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest_quantgate.inference as inference
 from pytest_quantgate import stats
 
-# The names callers imported from the single module before it became a package.
+# The names callers imported from the single module before it became a package, and the item-level
+# decisions added since.
 PUBLIC = {
+    "ItemComparison",
+    "ItemDifference",
+    "ItemSequentialDecision",
+    "ItemSequentialTest",
+    "clustered_difference_bounds",
+    "item_noninferiority",
+    "item_sequential_decision",
     "Decision",
     "Interval",
     "IterationsNeeded",
