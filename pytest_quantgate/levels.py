@@ -263,7 +263,7 @@ def _clip(summary: Summary | None, low: float, high: float) -> Summary | None:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemTable:
+class ItemScores:
     """One preset's items over a run: the scores of each item by iteration order, and its weight in points.
 
     An item key is ``<level key>::<item id>``; a level that recorded no item is the item ``<level key>``,
@@ -276,7 +276,7 @@ class ItemTable:
     names: Mapping[str, str]  # display names: "test_add3[12+30]"
 
 
-def item_table(samples: Iterable[Sample]) -> ItemTable:
+def item_scores(samples: Iterable[Sample]) -> ItemScores:
     scores: dict[str, list[float]] = defaultdict(list)
     weights: dict[str, float] = {}
     names: dict[str, str] = {}
@@ -292,7 +292,7 @@ def item_table(samples: Iterable[Sample]) -> ItemTable:
             scores[key].append(i.score)
             weights.setdefault(key, s.points * i.weight / total)
             names.setdefault(key, f"{s.name}[{i.id}]")
-    return ItemTable({k: tuple(v) for k, v in scores.items()}, weights, names)
+    return ItemScores({k: tuple(v) for k, v in scores.items()}, weights, names)
 
 
 def iteration_tokens_per_s(samples: Iterable[Sample]) -> float | None:

@@ -130,8 +130,8 @@ def test_a_measurement_keeps_one_unit_and_direction_per_name():
         m("x", 2.0, unit="ms", better="lower")
 
 
-def test_the_item_table_shares_a_levels_points_among_its_items_and_keeps_plain_levels_whole():
-    from pytest_quantgate.levels import Sample, item_table
+def test_item_scores_share_a_levels_points_among_its_items_and_keeps_plain_levels_whole():
+    from pytest_quantgate.levels import Sample, item_scores
     from pytest_quantgate.measures import ItemOutcome
 
     def sample(level, iteration, outcome="passed", items=(), points=10.0):
@@ -139,7 +139,7 @@ def test_the_item_table_shares_a_levels_points_among_its_items_and_keeps_plain_l
                       points=points, outcome=outcome, duration_s=0.1, items=items)  # fmt: skip
 
     items = (ItemOutcome("a", 1.0, 1.0), ItemOutcome("b", 0.0, 3.0))
-    table = item_table(
+    table = item_scores(
         [
             sample("t.py::test_x", 2, "failed", items),
             sample("t.py::test_x", 1, "passed", items),
