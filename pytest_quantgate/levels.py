@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_quantgate.errors import SpecError
-from pytest_quantgate.measures import Measurement, Series, series
+from pytest_quantgate.measures import ItemOutcome, Measurement, Series, series
 from pytest_quantgate.stats import Rate, Summary, percentile, summarize, wilson
 
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ class Sample:
     memory_source: str | None = None
     gates: tuple[str, ...] = ()  # gate expressions declared by marks on this level
     measures: tuple[Measurement, ...] = ()  # what the level recorded with the ``measure`` fixture
+    items: tuple[ItemOutcome, ...] = ()  # the items it asked (``measure.item``); none: the level is one item
 
     @property
     def passed(self) -> bool:
@@ -178,6 +179,7 @@ class Sample:
         data["requests"] = [{name: getattr(r, name) for name in _REQUEST_FIELDS} for r in self.requests]
         data["gates"] = list(self.gates)
         data["measures"] = [m.to_dict() for m in self.measures]
+        data["items"] = [i.to_dict() for i in self.items]
         return data
 
     @classmethod
@@ -186,6 +188,7 @@ class Sample:
         fields["requests"] = tuple(RequestRecord(**r) for r in fields.get("requests", ()))
         fields["gates"] = tuple(fields.get("gates", ()))
         fields["measures"] = tuple(Measurement(**m) for m in fields.get("measures", ()))
+        fields["items"] = tuple(ItemOutcome(**i) for i in fields.get("items", ()))
         return cls(**fields)
 
 
@@ -257,6 +260,39 @@ def _clip(summary: Summary | None, low: float, high: float) -> Summary | None:
     if summary is None or not summary.ci_defined:
         return summary
     return dataclasses.replace(summary, ci_low=max(low, summary.ci_low), ci_high=min(high, summary.ci_high))
+
+
+@dataclass(frozen=True, slots=True)
+class ItemScores:
+    """One preset's items over a run: the scores of each item by iteration order, and its weight in points.
+
+    An item key is ``<level key>::<item id>``; a level that recorded no item is the item ``<level key>``,
+    scored 1 when it passed and 0 otherwise, weighing its points. Recorded items share their level's
+    points by weight. Errored levels count (as the misses they are); skipped ones do not.
+    """
+
+    scores: Mapping[str, tuple[float, ...]]
+    weights: Mapping[str, float]
+    names: Mapping[str, str]  # display names: "test_add3[12+30]"
+
+
+def item_scores(samples: Iterable[Sample]) -> ItemScores:
+    scores: dict[str, list[float]] = defaultdict(list)
+    weights: dict[str, float] = {}
+    names: dict[str, str] = {}
+    for s in sorted((s for s in samples if s.outcome != "skipped"), key=lambda s: s.iteration):
+        if not s.items:
+            scores[s.level].append(1.0 if s.passed else 0.0)
+            weights.setdefault(s.level, s.points)
+            names.setdefault(s.level, s.name)
+            continue
+        total = math.fsum(i.weight for i in s.items)
+        for i in s.items:
+            key = f"{s.level}::{i.id}"
+            scores[key].append(i.score)
+            weights.setdefault(key, s.points * i.weight / total)
+            names.setdefault(key, f"{s.name}[{i.id}]")
+    return ItemScores({k: tuple(v) for k, v in scores.items()}, weights, names)
 
 
 def iteration_tokens_per_s(samples: Iterable[Sample]) -> float | None:

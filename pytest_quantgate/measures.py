@@ -76,6 +76,38 @@ def measurement(name: object, value: object, unit: object = "", better: object =
     return Measurement(name, float(value), unit, better)
 
 
+MAX_ITEM_ID = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """One item a level asked: a stable id (the same question on every preset), a score in [0, 1] (partial
+    credit allowed) and a relative weight within its level."""
+
+    id: str
+    score: float
+    weight: float = 1.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.id, "score": self.score, "weight": self.weight}
+
+
+def item_outcome(item_id: object, score: object, weight: object = 1.0) -> ItemOutcome:
+    """A validated :class:`ItemOutcome`; ``True``/``False`` scores 1/0."""
+    if not isinstance(item_id, str) or not item_id.strip() or len(item_id) > MAX_ITEM_ID:
+        raise SpecError(
+            f"item id {item_id!r} must be a non-empty string of at most {MAX_ITEM_ID} characters that names the "
+            "question the same way on every preset, e.g. '12+30' or 'q17'"
+        )
+    if isinstance(score, bool):
+        score = float(score)
+    if not isinstance(score, int | float) or not (0.0 <= score <= 1.0):
+        raise SpecError(f"item {item_id!r}: score {score!r} must be a number in [0, 1] (or True/False)")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not (0.0 < weight < math.inf):
+        raise SpecError(f"item {item_id!r}: weight {weight!r} must be a positive finite number")
+    return ItemOutcome(item_id, float(score), float(weight))
+
+
 class Measure:
     """What the ``measure`` fixture returns: call it to record a value in the running level.
 
@@ -83,10 +115,25 @@ class Measure:
     (latency, memory), ``better="neither"`` for figures that are reported but not judged (output length).
     """
 
-    __slots__ = ("recorded",)
+    __slots__ = ("items", "recorded")
 
     def __init__(self) -> None:
         self.recorded: list[Measurement] = []
+        self.items: list[ItemOutcome] = []
+
+    def item(self, item_id: str, score: float | bool, *, weight: float = 1.0) -> ItemOutcome:
+        """Record one item the level asked: ``measure.item("12+30", answer == "42")``.
+
+        Items are the unit of the comparison against a baseline: the same item id on both presets is one
+        pair. A level that records none counts as one item (passed or not, weighted by its points); a level
+        that records items shares its points among them by *weight*.
+        """
+        __tracebackhide__ = True
+        outcome = item_outcome(item_id, score, weight)
+        if any(known.id == outcome.id for known in self.items):
+            raise SpecError(f"item {item_id!r} was recorded twice in this level run: item ids name one question each")
+        self.items.append(outcome)
+        return outcome
 
     def __call__(self, name: str, value: float, *, unit: str = "", better: Better = "higher") -> Measurement:
         __tracebackhide__ = True
@@ -241,11 +288,13 @@ __all__ = [
     "BUILTIN_METRICS",
     "STATS",
     "Better",
+    "ItemOutcome",
     "Measure",
     "MeasureDef",
     "Measurement",
     "MetricRef",
     "Series",
+    "item_outcome",
     "measurement",
     "resolve_metric",
     "series",

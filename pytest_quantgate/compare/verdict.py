@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_quantgate.compare.caveats import provenance_caveats
 from pytest_quantgate.compare.matching import PairedItems, match_levels, paired_items
 from pytest_quantgate.compare.options import CompareOptions
-from pytest_quantgate.compare.sides import read_side, restricted_aggregate, speed_series
+from pytest_quantgate.compare.sides import Side, read_side, restricted_aggregate, speed_series
 from pytest_quantgate.errors import ResultsError, SpecError
 from pytest_quantgate.inference import (
+    ItemComparison,
+    ItemSequentialDecision,
     IterationsNeeded,
     NonInferiorityResult,
     SequentialDecision,
     SpeedDelta,
     UnpairedComparison,
+    item_noninferiority,
     iterations_needed,
     quality_noninferiority,
     speed_delta,
     unpaired_comparison,
 )
+from pytest_quantgate.levels import item_scores
 from pytest_quantgate.render.format import count_range, listing, number, percent, signed
 
 if TYPE_CHECKING:
@@ -66,8 +72,10 @@ class Comparison:
     candidate_id: str
     baseline_label: str  # preset id, with the run id when both sides are the same preset
     candidate_label: str
-    quality: NonInferiorityResult  # stratified by level, common levels only
-    sequential: SequentialDecision | None  # when the run used the sequential test, its decision rules
+    quality: NonInferiorityResult  # stratified by level, common levels only (descriptive when items decide)
+    items: ItemComparison | None  # paired by item, clustered by item: decides quality when both sides have samples
+    item_names: Mapping[str, str]  # item key → display name, "test_add3[12+30]"
+    sequential: SequentialDecision | ItemSequentialDecision | None  # the run's sequential test, if it used one
     paired: PairedItems | None
     unpaired: UnpairedComparison | None  # iteration scores, ignores levels; labelled unpaired
     planning: IterationsNeeded | None
@@ -112,7 +120,7 @@ def compare(
     candidate: ResultFile,
     options: CompareOptions | None = None,
     *,
-    sequential: SequentialDecision | None = None,
+    sequential: SequentialDecision | ItemSequentialDecision | None = None,
 ) -> Comparison:
     """Compare *candidate* against *baseline*: may the candidate's preset replace the baseline's?
 
@@ -194,12 +202,14 @@ def compare(
     if baseline.run_id == candidate.run_id and baseline.preset.id == candidate.preset.id:
         problems.append(f"baseline and candidate are the same run ({baseline.run_id}): the comparison says nothing")
 
-    paired = paired_items(base, cand, b_map, c_map, options)
-    b_scores = [it.percent for it in base_agg.iterations]
-    c_scores = [it.percent for it in cand_agg.iterations]
-    unpaired = None
-    if len(b_scores) >= 2 and len(c_scores) >= 2:
-        unpaired = unpaired_comparison(b_scores, c_scores, options.margin, options.alpha)
+    items, item_names = _items(base, cand, b_map, c_map, options, problems)
+    paired = unpaired = None
+    if items is None:  # the level analyses; with items they would count an item's repeats as evidence
+        paired = paired_items(base, cand, b_map, c_map, options)
+        b_scores = [it.percent for it in base_agg.iterations]
+        c_scores = [it.percent for it in cand_agg.iterations]
+        if len(b_scores) >= 2 and len(c_scores) >= 2:
+            unpaired = unpaired_comparison(b_scores, c_scores, options.margin, options.alpha)
 
     b_tps, b_ttft, b_mem = speed_series(base, base_agg, b_map)
     c_tps, c_ttft, c_mem = speed_series(cand, cand_agg, c_map)
@@ -232,17 +242,20 @@ def compare(
     if options.require_faster and tps is None:
         problems.append("--require-faster but tokens/s could not be compared: the speed condition cannot be met")
 
-    call = _quality_call(quality, sequential, options)
+    call = _quality_call(items or quality, sequential, options)
     verdict, reasons = _decide(call, tps, ceiling, options)
     planning = None
     more = None
-    if verdict == "inconclusive" and not call.ok:
+    if verdict == "inconclusive" and not call.ok and items is None:
         planning = _plan(b_out, c_out, points, quality, options)
         if planning is not None and planning.additional is not None:
             more = max(1, planning.additional)
     labels = _labels(baseline, candidate)
     names = {lv.level: lv.name for lv in (*cand_agg.levels, *base_agg.levels)}
-    message = _message(verdict, call, quality, reasons, planning, more, names, labels)
+    if items is not None:
+        message = _item_message(verdict, call, items, reasons, item_names, labels)
+    else:
+        message = _message(verdict, call, quality, reasons, planning, more, names, labels)
     return Comparison(
         verdict=verdict,
         passed=verdict == "swap",
@@ -253,6 +266,8 @@ def compare(
         baseline_label=labels[0],
         candidate_label=labels[1],
         quality=quality,
+        items=items,
+        item_names=item_names,
         sequential=sequential,
         paired=paired,
         unpaired=unpaired,
@@ -323,12 +338,18 @@ class _QualityCall:
 
 
 def _quality_call(
-    quality: NonInferiorityResult, sequential: SequentialDecision | None, options: CompareOptions
+    quality: NonInferiorityResult | ItemComparison,
+    sequential: SequentialDecision | ItemSequentialDecision | None,
+    options: CompareOptions,
 ) -> _QualityCall:
     """Read the quality verdict off the inference results (the sequential decision first, when given)."""
     m = options.margin
     d, lo, hi = signed(quality.difference), signed(quality.lower_bound), signed(quality.upper_bound)
-    n = f"n={count_range(min(quality.n_baseline, quality.n_candidate), max(quality.n_baseline, quality.n_candidate))}"
+    if isinstance(quality, ItemComparison):
+        n = f"{quality.n_items} items ({quality.n_pairs} pairs)"
+    else:
+        low, high = sorted((quality.n_baseline, quality.n_candidate))
+        n = f"n={count_range(low, high)}"
     margin = f"{signed(-m)} (margin)"
     if sequential is not None and sequential.decision != "continue":
         why = f"score Δ {d} pts, sequential test after {sequential.iterations} iterations: {sequential.reason}"
@@ -411,6 +432,73 @@ def _message(
         return (
             f"verdict inconclusive — no practical number of iterations settles a {quality.margin:g}-point margin "
             f"({call.why}); widen --margin or compare richer data (more items per level){extra}; {tail}"
+        )
+    return f"verdict inconclusive ({call.why}){extra}; {tail}"
+
+
+def _items(
+    base: Side,
+    cand: Side,
+    b_map: Mapping[str, str],
+    c_map: Mapping[str, str],
+    options: CompareOptions,
+    problems: list[str],
+) -> tuple[ItemComparison | None, dict[str, str]]:
+    """Both sides' items paired by id (level key + item id, a plain level being one item), or None when a
+    side holds only its summary, or when neither side's levels recorded items (``measure.item``): such
+    suites are still decided by the level analysis, iterations as repeated draws of each level."""
+    if not (base.from_samples and cand.from_samples):
+        return None, {}
+    if not any(s.items for s in (*base.samples, *cand.samples)):
+        return None, {}
+    b = item_scores(dataclasses.replace(s, level=b_map[s.level]) for s in base.samples if s.level in b_map)
+    c = item_scores(dataclasses.replace(s, level=c_map[s.level]) for s in cand.samples if s.level in c_map)
+    weights = {**b.weights, **c.weights}  # the candidate's points, as for the levels
+    try:
+        items = item_noninferiority(b.scores, c.scores, options.margin, options.alpha, weights)
+    except SpecError as exc:
+        problems.append(f"items not compared: {exc}")
+        return None, {}
+    if items.baseline_only or items.candidate_only:
+        problems.append(
+            f"{len(items.baseline_only)} item(s) only in the baseline and {len(items.candidate_only)} only in the "
+            f"candidate (another draw of items, or another suite version): compared on the {items.n_items} items "
+            "both presets were asked"
+        )
+    return items, {**b.names, **c.names}
+
+
+def _item_message(
+    verdict: Verdict,
+    call: _QualityCall,
+    items: ItemComparison,
+    reasons: list[str],
+    names: Mapping[str, str],
+    labels: tuple[str, str],
+) -> str:
+    tail = f"preset {labels[1]} vs {labels[0]}"
+    if verdict == "swap":
+        return f"verdict swap: {call.why}; {tail}"
+    if verdict == "keep":
+        parts = [call.why] if call.bad else []
+        if call.bad and items.worse:
+            shown = ", ".join(names.get(key, key) for key in items.worse[:3])
+            others = f" (+{len(items.worse) - 3} more)" if len(items.worse) > 3 else ""
+            parts.append(f"{len(items.worse)} item(s) worse, e.g. {shown}{others}")
+        parts += reasons
+        return f"verdict keep: {', '.join(parts)}; {tail}"
+    if call.ok:
+        why = "; ".join(reasons) or "not settled"
+        return f"verdict inconclusive — quality non-inferior ({call.why}) but {why}; {tail}"
+    extra = f"; also {'; '.join(reasons)}" if reasons else ""
+    d, low, m = items.difference, items.lower_bound, items.margin
+    if d > -m and d - low > 0:
+        # The bound's half-width shrinks as 1/√(items): how many items would put it above -margin.
+        needed = math.ceil(items.effective_items * ((d - low) / (d + m)) ** 2)
+        more = max(1, needed - math.floor(items.effective_items))
+        return (
+            f"verdict inconclusive — about {more} more items needed ({call.why}): repeating the same items adds "
+            f"no evidence; a suite with more items, fresh items per iteration, or a wider --margin would{extra}; {tail}"
         )
     return f"verdict inconclusive ({call.why}){extra}; {tail}"
 

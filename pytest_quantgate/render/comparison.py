@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 
 def quality_verdict(comparison: Comparison) -> str:
-    """The quality criterion in words: non-inferior, inferior, worse, or undecided, with the bound."""
-    q, m = comparison.quality, comparison.options.margin
+    """The quality criterion in words: non-inferior, inferior, worse, or undecided, with the bound (of the
+    item analysis when the suite recorded items, else of the level analysis)."""
+    q, m = comparison.items or comparison.quality, comparison.options.margin
     if q.non_inferior:
         return f"non-inferior: lower bound {signed(q.lower_bound)} > {signed(-m)}"
     if q.upper_bound < -m:
@@ -34,10 +35,11 @@ def _speed_cell(delta: SpeedDelta | None) -> str:
 def recommendation_rows(comparison: Comparison) -> list[list[str]]:
     """The field's recommendation table: criterion, baseline, candidate, verdict."""
     c = comparison
-    q = c.quality
+    q = c.items or c.quality
+    unit = f"{c.items.n_items} items" if c.items else "score"
     rows = [
         [
-            f"quality (score, margin {c.options.margin:g})",
+            f"quality ({unit}, margin {c.options.margin:g})",
             number(q.baseline_score, 1, " %"),
             number(q.candidate_score, 1, " %"),
             f"Δ {signed(q.difference)}; {quality_verdict(c)}",
@@ -158,6 +160,8 @@ def render(comparison: Comparison) -> str:
         f"{number(q.baseline_score, 1, ' %')}), one-sided {conf:g}% bounds [{signed(q.lower_bound)}, "
         f"{signed(q.upper_bound)}], margin {c.options.margin:g}: {quality_verdict(c)} ({q.method})",
     ]
+    if c.items is not None:
+        parts += _item_lines(c)
     if c.sequential is not None:
         sq = c.sequential
         parts.append(f"sequential test: {sq.decision} after {sq.iterations} iterations ({sq.reason})")
@@ -197,6 +201,28 @@ def render(comparison: Comparison) -> str:
         parts += ["", "limits of this comparison:", *(f"  - {x}" for x in c.problems)]
     parts += ["", c.message]
     return "\n".join(parts)
+
+
+def _item_lines(c: Comparison) -> list[str]:
+    """What decided: the items, their bounds, and how much repeating them changed."""
+    i = c.items
+    assert i is not None
+    conf = 100 * (1 - c.options.alpha)
+    names = c.item_names
+    lines = [
+        f"items (decide quality): Δ {signed(i.difference)} pts (candidate {number(i.candidate_score, 1, ' %')} vs "
+        f"baseline {number(i.baseline_score, 1, ' %')}) over {i.n_items} paired items, one-sided {conf:g}% bounds "
+        f"[{signed(i.lower_bound)}, {signed(i.upper_bound)}]; {i.n_pairs} item-iterations, but each item counts "
+        f"once: its repeats are not independent evidence ({i.method})",
+        f"  answers that changed between iterations: baseline {i.baseline_changed} item(s) "
+        f"({i.baseline_changed_after_first} after the first iteration), candidate {i.candidate_changed} "
+        f"({i.candidate_changed_after_first})",
+    ]
+    if i.worse:
+        lines.append(f"  items worse: {listing([names.get(k, k) for k in i.worse], 10)}")
+    if i.better:
+        lines.append(f"  items better: {listing([names.get(k, k) for k in i.better], 10)}")
+    return lines
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from pytest_quantgate.levels import (
     iteration_scores,
     iteration_tokens_per_s,
 )
-from pytest_quantgate.measures import Measurement
+from pytest_quantgate.measures import ItemOutcome, Measurement
 from pytest_quantgate.stats import wilson
 
 WHERE = "tests/test_suite.py::test_add3"
@@ -335,8 +335,17 @@ SAMPLES = st.builds(
     memory_source=st.sampled_from([None, "rss", "nvml"]),
     gates=st.lists(st.sampled_from(["pass_rate>=80", "score_mean>=95"]), max_size=2).map(tuple),
     measures=st.lists(
-        st.builds(Measurement, name=st.sampled_from(["chars_per_s", "words"]), value=st.floats(-1e9, 1e9),
-                  unit=st.sampled_from(["", "chars/s"]), better=st.sampled_from(["higher", "lower"])),
+        st.builds(
+            Measurement,
+            name=st.sampled_from(["chars_per_s", "words"]),
+            value=st.floats(-1e9, 1e9),
+            unit=st.sampled_from(["", "chars/s"]),
+            better=st.sampled_from(["higher", "lower"]),
+        ),
+        max_size=3,
+    ).map(tuple),
+    items=st.lists(
+        st.builds(ItemOutcome, id=st.text(min_size=1, max_size=8), score=st.floats(0, 1), weight=st.floats(0.1, 10)),
         max_size=3,
     ).map(tuple),
 )
@@ -354,6 +363,7 @@ def test_sample_round_trips_through_a_dict(s: Sample) -> None:
         "requests": [dataclasses.asdict(r) for r in s.requests],
         "gates": list(s.gates),
         "measures": [dataclasses.asdict(m) for m in s.measures],
+        "items": [dataclasses.asdict(i) for i in s.items],
     }
     assert s.to_dict() == dataclasses.asdict(s) | nested
 

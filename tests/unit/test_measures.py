@@ -89,3 +89,69 @@ def test_series_of_one_iteration_has_no_interval():
     assert s.stat("mean") == 5.0
     assert s.stat("sigma") == 0.0
     assert s.stat("ci_low") is None
+
+
+# -- items -------------------------------------------------------------------------------------------------
+
+
+def test_an_item_is_validated_and_a_boolean_scores_one_or_zero():
+    from pytest_quantgate.measures import ItemOutcome, item_outcome
+
+    assert item_outcome("12+30", True) == ItemOutcome("12+30", 1.0, 1.0)
+    assert item_outcome("q1", 0.25, 2) == ItemOutcome("q1", 0.25, 2.0)
+    for bad, match in (("", "non-empty"), (3, "non-empty"), ("x" * 201, "at most 200")):
+        with pytest.raises(SpecError, match=match):
+            item_outcome(bad, 1.0)
+    for score in (1.5, -0.1, math.nan, "1"):
+        with pytest.raises(SpecError, match="must be a number in"):
+            item_outcome("q", score)
+    for weight in (0, -1, math.inf, True):
+        with pytest.raises(SpecError, match="weight"):
+            item_outcome("q", 1.0, weight)
+
+
+def test_the_measure_fixture_refuses_an_item_recorded_twice():
+    from pytest_quantgate.measures import Measure
+
+    m = Measure()
+    m.item("a", True)
+    m.item("b", 0.5, weight=2)
+    with pytest.raises(SpecError, match="recorded twice"):
+        m.item("a", False)
+    assert [(i.id, i.score, i.weight) for i in m.items] == [("a", 1.0, 1.0), ("b", 0.5, 2.0)]
+
+
+def test_a_measurement_keeps_one_unit_and_direction_per_name():
+    from pytest_quantgate.measures import Measure
+
+    m = Measure()
+    m("x", 1.0, unit="s", better="lower")
+    with pytest.raises(SpecError, match="one name, one unit and direction"):
+        m("x", 2.0, unit="ms", better="lower")
+
+
+def test_item_scores_share_a_levels_points_among_its_items_and_keeps_plain_levels_whole():
+    from pytest_quantgate.levels import Sample, item_scores
+    from pytest_quantgate.measures import ItemOutcome
+
+    def sample(level, iteration, outcome="passed", items=(), points=10.0):
+        return Sample(preset="p", level=level, name=level.rpartition("::")[2], iteration=iteration,
+                      points=points, outcome=outcome, duration_s=0.1, items=items)  # fmt: skip
+
+    items = (ItemOutcome("a", 1.0, 1.0), ItemOutcome("b", 0.0, 3.0))
+    table = item_scores(
+        [
+            sample("t.py::test_x", 2, "failed", items),
+            sample("t.py::test_x", 1, "passed", items),
+            sample("t.py::test_plain", 1, "passed", points=5.0),
+            sample("t.py::test_plain", 2, "error", points=5.0),
+            sample("t.py::test_skipped", 1, "skipped"),
+        ]
+    )
+    assert table.scores == {
+        "t.py::test_x::a": (1.0, 1.0),
+        "t.py::test_x::b": (0.0, 0.0),
+        "t.py::test_plain": (1.0, 0.0),
+    }
+    assert table.weights == {"t.py::test_x::a": 2.5, "t.py::test_x::b": 7.5, "t.py::test_plain": 5.0}
+    assert table.names["t.py::test_x::b"] == "test_x[b]"
