@@ -7,7 +7,6 @@ sample carried on the test report (so it survives xdist) → controller: results
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,10 +220,11 @@ class _XdistHooks:
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # tryfirst: our parameters come first in the test id ("iter-03-<user params>"), so the level key can
-    # drop exactly them (see _level_key) and keep a suite's own parametrization as distinct levels.
+    # drop exactly them (see keys.level_key) and keep a suite's own parametrization as distinct levels.
     if "quantgate_iteration" not in metafunc.fixturenames:
         return
     from pytest_quantgate.errors import QuantgateError
+    from pytest_quantgate.keys import iteration_id
 
     run_config = metafunc.config.stash[CONFIG_KEY]
     try:
@@ -246,7 +246,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ids=[p.id for p in presets],
         )
     n = run_config.iterations_for(spec.iterations) if presets else 1
-    metafunc.parametrize("quantgate_iteration", range(1, n + 1), indirect=True, ids=lambda i: f"iter-{i:02d}")
+    metafunc.parametrize("quantgate_iteration", range(1, n + 1), indirect=True, ids=iteration_id)
 
 
 def _marks(node: pytest.Item | Any) -> tuple[LevelSpec, tuple[str, ...]]:
@@ -270,6 +270,8 @@ def _marks(node: pytest.Item | Any) -> tuple[LevelSpec, tuple[str, ...]]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember which items are levels, and run them iteration by iteration (as the field does: all levels
     of iteration 1, then iteration 2, ...) within each preset's group."""
+    from pytest_quantgate.keys import level_key
+
     order: dict[str, int] = {p.id: i for i, p in enumerate(config.stash[CONFIG_KEY].presets)}
     keyed = []
     for position, item in enumerate(items):
@@ -280,22 +282,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         spec, gates = _marks(item)
         preset = params.params.get("quantgate_preset") if params else None
-        key, user_id = _level_key(item.nodeid, preset, iteration)
+        key, user_id = level_key(item.nodeid, preset, iteration)
         name = spec.name or str(getattr(item, "originalname", None) or item.name)
         if user_id:
             name = f"{name}[{user_id}]"
         item.stash[LEVEL_KEY] = LevelInfo(spec, key, name, gates)
         keyed.append(((order.get(preset, 0) if preset else 0, iteration, position), item))
     items[:] = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
-
-
-def _level_key(nodeid: str, preset: str | None, iteration: int) -> tuple[str, str]:
-    """(level key, the suite's own parameter id) for a level item's node id."""
-    base, _, params = nodeid.partition("[")
-    params = params[:-1] if params.endswith("]") else params
-    prefix = (f"{preset}-" if preset else "") + f"iter-{iteration:02d}"
-    user = params[len(prefix) :].lstrip("-") if params.startswith(prefix) else params
-    return (f"{base}[{user}]" if user else base), user
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
@@ -532,13 +525,15 @@ class _Controller:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.expected:
             return  # every worker collects the same items
+        from pytest_quantgate.keys import level_key
+
         several = len(self.config.stash[CONFIG_KEY].presets) > 1
         levels = []
         for nodeid in ids:
             if "iter-" in nodeid:
                 key = _preset_iteration(nodeid, self.config)
                 self.expected[key] = self.expected.get(key, 0) + 1
-                levels.append(_level_key(nodeid, key[0] if several else None, key[1])[0])
+                levels.append(level_key(nodeid, key[0] if several else None, key[1])[0])
         self._load_baseline(levels)
 
     def _load_baseline(self, level_keys: list[str]) -> None:
@@ -633,14 +628,9 @@ class _Controller:
 
 
 def _preset_iteration(nodeid: str, config: pytest.Config) -> tuple[str, int]:
-    presets = config.stash[CONFIG_KEY].presets
-    params = nodeid.partition("[")[2]
-    preset = next((p.id for p in presets if params.startswith(p.id + "-")), presets[0].id if presets else "none")
-    match = _ITERATION_RE.match(params.removeprefix(preset + "-"))
-    return preset, int(match.group(1)) if match else 1
+    from pytest_quantgate.keys import preset_iteration
 
-
-_ITERATION_RE = re.compile(r"iter-(\d+)")
+    return preset_iteration(nodeid, [p.id for p in config.stash[CONFIG_KEY].presets])
 
 
 def _report_verdicts(session: pytest.Session, recorder: Recorder) -> None:

@@ -1,0 +1,41 @@
+"""Level keys, iteration ids and preset ids in test ids: formatted and parsed in one place.
+
+A level run's test id starts with quantgate's own parameters, then the suite's:
+``test_x.py::test_add[tiny-f16-iter-03-big]`` is preset ``tiny-f16`` (named only when a run has several),
+iteration 3, and the suite's own parameter id ``big``. Its *level key* drops quantgate's part:
+``test_x.py::test_add[big]``, the same in every iteration and for every preset.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+ITERATION_PREFIX = "iter-"
+ITERATION_RE = re.compile(r"iter-(\d+)")
+
+
+def iteration_id(iteration: int) -> str:
+    """The test-id part of an iteration: ``iter-07``."""
+    return f"{ITERATION_PREFIX}{iteration:02d}"
+
+
+def level_key(nodeid: str, preset: str | None, iteration: int) -> tuple[str, str]:
+    """(level key, the suite's own parameter id) for a level run's node id; *preset* is the preset id when
+    the run has several (then it leads the test id), else None."""
+    base, _, params = nodeid.partition("[")
+    params = params[:-1] if params.endswith("]") else params
+    prefix = (f"{preset}-" if preset else "") + iteration_id(iteration)
+    user = params[len(prefix) :].lstrip("-") if params.startswith(prefix) else params
+    return (f"{base}[{user}]" if user else base), user
+
+
+def preset_iteration(nodeid: str, preset_ids: Sequence[str]) -> tuple[str, int]:
+    """(preset id, iteration) of a level run's node id, given the run's presets in order."""
+    params = nodeid.partition("[")[2]
+    preset = next((p for p in preset_ids if params.startswith(p + "-")), preset_ids[0] if preset_ids else "none")
+    match = ITERATION_RE.match(params.removeprefix(preset + "-"))
+    return preset, int(match.group(1)) if match else 1
