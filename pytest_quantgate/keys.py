@@ -29,13 +29,26 @@ def level_key(nodeid: str, preset: str | None, iteration: int) -> tuple[str, str
     base, _, params = nodeid.partition("[")
     params = params[:-1] if params.endswith("]") else params
     prefix = (f"{preset}-" if preset else "") + iteration_id(iteration)
-    user = params[len(prefix) :].lstrip("-") if params.startswith(prefix) else params
+    # Exactly one "-" joins our part to the suite's: its own id may start with one ("-1" for -1).
+    user = params[len(prefix) + 1 :] if params.startswith(prefix) else params
     return (f"{base}[{user}]" if user else base), user
 
 
 def preset_iteration(nodeid: str, preset_ids: Sequence[str]) -> tuple[str, int]:
-    """(preset id, iteration) of a level run's node id, given the run's presets in order."""
+    """(preset id, iteration) of a level run's node id, given the run's presets in order.
+
+    With several presets the test id starts with one of them; when one id is the start of another
+    (``tiny``, ``tiny-f16``) the one followed by the iteration is meant. With one preset, the test id
+    does not name it.
+    """
     params = nodeid.partition("[")[2]
-    preset = next((p for p in preset_ids if params.startswith(p + "-")), preset_ids[0] if preset_ids else "none")
-    match = ITERATION_RE.match(params.removeprefix(preset + "-"))
-    return preset, int(match.group(1)) if match else 1
+    if len(preset_ids) > 1:
+        for preset in sorted(preset_ids, key=len, reverse=True):
+            if params.startswith(preset + "-") and (match := _ITERATION_END.match(params, len(preset) + 1)):
+                return preset, int(match.group(1))
+    match = _ITERATION_END.match(params)
+    return preset_ids[0] if preset_ids else "none", int(match.group(1)) if match else 1
+
+
+# An iteration id ends where the suite's parameters (after a "-") or the test id ("]") begin.
+_ITERATION_END = re.compile(r"iter-(\d+)(?=-|\]|$)")

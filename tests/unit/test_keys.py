@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
 from pytest_quantgate.keys import ITERATION_RE, iteration_id, level_key, preset_iteration
+
+# What a preset id may be (presets.Preset.id), and what a suite's own parameter ids look like.
+preset_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,12}\Z")
+user_ids = st.text(st.characters(codec="ascii", exclude_characters="\n\r"), max_size=12)
+bases = st.sampled_from(["test_x.py::test_add", "suites/a/test_y.py::TestLanes::test_fifo", "t.py::t"])
+iterations = st.integers(min_value=1, max_value=10_000)
+
+
+def nodeid(base: str, preset: str | None, iteration: int, user: str) -> str:
+    """The node id pytest gives a level run (quantgate's parameters first, see plugin.pytest_generate_tests)."""
+    parts = [*([preset] if preset else []), iteration_id(iteration), *([user] if user else [])]
+    return f"{base}[{'-'.join(parts)}]"
 
 
 def test_iteration_ids_are_zero_padded_and_read_back() -> None:
@@ -16,6 +32,39 @@ def test_the_level_key_drops_quantgate_parameters_and_keeps_the_suites() -> None
     assert level_key("t.py::test_a[iter-03]", None, 3) == ("t.py::test_a", "")
     assert level_key("t.py::test_a[iter-03-big]", None, 3) == ("t.py::test_a[big]", "big")
     assert level_key("t.py::test_a[q4-iter-03-big]", "q4", 3) == ("t.py::test_a[big]", "big")
+
+
+@given(bases, st.lists(preset_ids, min_size=1, max_size=4, unique=True), st.data(), iterations, user_ids)
+def test_level_key_and_preset_iteration_read_back_what_pytest_wrote(
+    base: str, presets: list[str], data: st.DataObject, iteration: int, user: str
+) -> None:
+    preset = data.draw(st.sampled_from(presets))
+    # Presets "a" and "a-iter-01" make "a-iter-01-iter-02" two things at once, for pytest too.
+    assume(not any(other.startswith(f"{preset}-{iteration_id(iteration)}") for other in presets))
+    several = len(presets) > 1
+    node = nodeid(base, preset if several else None, iteration, user)
+    assert level_key(node, preset if several else None, iteration) == ((f"{base}[{user}]" if user else base), user)
+    assert preset_iteration(node, presets) == (preset, iteration)
+
+
+@pytest.mark.parametrize(
+    ("presets", "node", "expected"),
+    [
+        # One preset id is the start of another: the longer one is the one named.
+        (["tiny", "tiny-f16"], "t.py::t[tiny-f16-iter-02]", ("tiny-f16", 2)),
+        (["tiny-f16", "tiny"], "t.py::t[tiny-iter-04-f16]", ("tiny", 4)),
+        # With one preset the test id does not name it, whatever the preset is called.
+        (["iter"], "t.py::t[iter-05]", ("iter", 5)),
+    ],
+)
+def test_preset_ids_that_look_alike_are_told_apart(presets: list[str], node: str, expected: tuple[str, int]) -> None:
+    assert preset_iteration(node, presets) == expected
+
+
+def test_a_suite_parameter_that_starts_with_a_dash_keeps_it() -> None:
+    # pytest's id for the value -1 is "-1": test[1] and test[-1] are two levels, not one.
+    assert level_key("t.py::t[iter-01--1]", None, 1) == ("t.py::t[-1]", "-1")
+    assert level_key("t.py::t[iter-01-1]", None, 1) == ("t.py::t[1]", "1")
 
 
 def test_without_presets_the_run_has_none() -> None:
