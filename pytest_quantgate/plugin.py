@@ -8,37 +8,43 @@ sample carried on the test report (so it survives xdist) → controller: results
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_quantgate.config import (
+    INI_DIR,
+    INI_GATES,
+    INI_ITERATIONS,
+    INI_MARGIN,
+    INI_PRESET_DIRS,
+    OPT_BASE_URL,
+    OPT_BASELINE,
+    OPT_DIR,
+    OPT_GATE,
+    OPT_ITERATIONS,
+    OPT_MARGIN,
+    OPT_PRESET,
+    OPT_PRESET_DIR,
+    OPT_REQUIRE_FASTER,
+    OPT_SEQUENTIAL,
+    WORKER_DIR,
+    WORKER_RUN_ID,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
+    from pathlib import Path
 
     from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401 - used in StashKey[...]
+    from pytest_quantgate.config import RunConfig
     from pytest_quantgate.levels import LevelSpec, Outcome
     from pytest_quantgate.llm import Llm
     from pytest_quantgate.measures import Measure
     from pytest_quantgate.presets import Preset
-    from pytest_quantgate.run import Recorder, RunConfig, Servers  # noqa: F401 - used in StashKey[...]
+    from pytest_quantgate.run import Recorder, Servers  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.sharing import Lease
 
-OPT_PRESET = "--preset"
-OPT_PRESET_DIR = "--preset-dir"
-OPT_BASE_URL = "--base-url"
-OPT_ITERATIONS = "--iterations"
-OPT_GATE = "--gate"
-OPT_DIR = "--quantgate-dir"
-OPT_BASELINE = "--baseline"
-OPT_MARGIN = "--margin"
-OPT_REQUIRE_FASTER = "--require-faster"
-OPT_SEQUENTIAL = "--sequential"
-INI_PRESET_DIRS = "quantgate_preset_dirs"
-INI_ITERATIONS = "quantgate_iterations"
-INI_GATES = "quantgate_gates"
-INI_DIR = "quantgate_dir"
-INI_MARGIN = "quantgate_margin"
 SAMPLE_ATTR = "quantgate_sample"
 GATE_PREFIX = "quantgate::"
 
@@ -129,69 +135,29 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _run_config(config: pytest.Config) -> RunConfig:
-    from pytest_quantgate.errors import SpecError
-    from pytest_quantgate.gates import parse_gate
-    from pytest_quantgate.presets import resolve
-    from pytest_quantgate.run import (
-        DEFAULT_ITERATIONS,
-        RunConfig,
-        default_out_dir,
-        external_preset,
-        new_run_id,
-    )
+    from pytest_quantgate.config import RawOptions, run_config
 
-    dirs = [Path(d) for d in config.getoption(OPT_PRESET_DIR)] + list(config.getini(INI_PRESET_DIRS))
-    presets = [resolve(name, dirs) for name in config.getoption(OPT_PRESET)]
-    if len({p.id for p in presets}) != len(presets):
-        raise SpecError(f"the same preset is named twice in {OPT_PRESET}")
-    if base_url := config.getoption(OPT_BASE_URL):
-        if len(presets) > 1:
-            raise SpecError(f"{OPT_BASE_URL} attaches to one server; give at most one {OPT_PRESET} with it")
-        presets = [external_preset(base_url, presets[0] if presets else None)]
-    ini_iterations = str(config.getini(INI_ITERATIONS)).strip()
-    try:
-        default_iterations = int(ini_iterations) if ini_iterations else DEFAULT_ITERATIONS
-    except ValueError:
-        raise SpecError(f"ini option {INI_ITERATIONS} = {ini_iterations!r} is not an integer") from None
-    iterations = config.getoption(OPT_ITERATIONS)
-    for value, name in ((iterations, OPT_ITERATIONS), (default_iterations, INI_ITERATIONS)):
-        if value is not None and value < 1:
-            raise SpecError(f"{name} must be at least 1, got {value}")
-    baseline = config.getoption(OPT_BASELINE)
-    for flag in (OPT_REQUIRE_FASTER, OPT_SEQUENTIAL):
-        if config.getoption(flag) and not baseline:
-            raise SpecError(f"{flag} compares against a baseline: give {OPT_BASELINE} RESULT_OR_PRESET too")
-    margin_text = config.getoption(OPT_MARGIN)
-    if margin_text is None:
-        margin_text = str(config.getini(INI_MARGIN)).strip() or "2"
-    try:
-        margin = float(margin_text)
-    except ValueError:
-        raise SpecError(f"{INI_MARGIN} = {margin_text!r} is not a number") from None
-    if not 0 < margin < 100:
-        raise SpecError(f"the margin is in score points and must lie in (0, 100), got {margin:g}")
-    gates = [parse_gate(g, "option", OPT_GATE) for g in config.getoption(OPT_GATE)]
-    gates += [parse_gate(g, "ini", INI_GATES) for g in config.getini(INI_GATES)]
-    worker = getattr(config, "workerinput", None)
-    run_id = worker["quantgate_run_id"] if worker and "quantgate_run_id" in worker else new_run_id()
-    if worker and "quantgate_dir" in worker:
-        out_dir = Path(worker["quantgate_dir"])
-    elif option_dir := config.getoption(OPT_DIR):
-        out_dir = Path(option_dir).expanduser().resolve()  # relative to where the command was typed
-    else:  # relative to the rootdir, where the ini file that names it lives
-        out_dir = default_out_dir(config.rootpath, str(config.getini(INI_DIR)) or None)
-    return RunConfig(
-        presets=tuple(presets),
-        run_id=run_id,
-        out_dir=out_dir,
-        iterations=iterations,
-        default_iterations=default_iterations,
-        gates=tuple(gates),
-        shared=worker is not None or _xdist_requested(config),
-        baseline=baseline,
-        margin=margin,
-        require_faster=config.getoption(OPT_REQUIRE_FASTER),
-        sequential=config.getoption(OPT_SEQUENTIAL),
+    return run_config(
+        RawOptions(
+            rootdir=config.rootpath,
+            presets=tuple(config.getoption(OPT_PRESET)),
+            preset_dirs=tuple(config.getoption(OPT_PRESET_DIR)),
+            ini_preset_dirs=tuple(config.getini(INI_PRESET_DIRS)),
+            base_url=config.getoption(OPT_BASE_URL),
+            iterations=config.getoption(OPT_ITERATIONS),
+            ini_iterations=str(config.getini(INI_ITERATIONS)),
+            gates=tuple(config.getoption(OPT_GATE)),
+            ini_gates=tuple(config.getini(INI_GATES)),
+            out_dir=config.getoption(OPT_DIR),
+            ini_dir=str(config.getini(INI_DIR)),
+            baseline=config.getoption(OPT_BASELINE),
+            margin=config.getoption(OPT_MARGIN),
+            ini_margin=str(config.getini(INI_MARGIN)),
+            require_faster=config.getoption(OPT_REQUIRE_FASTER),
+            sequential=config.getoption(OPT_SEQUENTIAL),
+            worker=getattr(config, "workerinput", None),
+            xdist=_xdist_requested(config),
+        )
     )
 
 
@@ -210,8 +176,8 @@ class _XdistHooks:
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
         run_config = node.config.stash[CONFIG_KEY]
-        node.workerinput["quantgate_run_id"] = run_config.run_id
-        node.workerinput["quantgate_dir"] = str(run_config.out_dir)
+        node.workerinput[WORKER_RUN_ID] = run_config.run_id
+        node.workerinput[WORKER_DIR] = str(run_config.out_dir)
 
 
 # -- collection ---------------------------------------------------------------------------------------

@@ -4,13 +4,9 @@ recorder that streams results, adds them up, evaluates gates and writes the fina
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import os
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_quantgate import __version__
@@ -19,7 +15,6 @@ from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
 from pytest_quantgate.levels import IterationScore, RunAggregate, Sample, aggregate, iteration_scores
 from pytest_quantgate.memory import PeakSampler, probe_for
-from pytest_quantgate.presets import Preset
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
@@ -40,69 +35,17 @@ from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from pathlib import Path
 
     from pytest_quantgate.client import Client
     from pytest_quantgate.compare import Comparison
+    from pytest_quantgate.config import RunConfig
     from pytest_quantgate.inference import SequentialDecision, SequentialTest
-
-DEFAULT_ITERATIONS = 5
-DEFAULT_DIR = ".quantgate"
-
-
-def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    from pytest_quantgate.presets import Preset
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True, slots=True)
-class RunConfig:
-    """Everything the options and ini file say, resolved once."""
-
-    presets: tuple[Preset, ...]
-    run_id: str
-    out_dir: Path
-    iterations: int | None = None  # --iterations: overrides marks and ini
-    default_iterations: int = DEFAULT_ITERATIONS  # ini quantgate_iterations
-    gates: tuple[GateSpec, ...] = ()  # --gate and ini quantgate_gates
-    shared: bool = False  # under pytest-xdist
-    baseline: str | None = None  # --baseline: a result file or a preset id
-    margin: float = 2.0
-    require_faster: bool = False
-    sequential: bool = False
-
-    @property
-    def run_dir(self) -> Path:
-        return self.out_dir / "runs" / self.run_id
-
-    def preset_dir(self, preset_id: str) -> Path:
-        return self.run_dir / preset_id
-
-    def preset(self, preset_id: str) -> Preset:
-        return next(p for p in self.presets if p.id == preset_id)
-
-    def iterations_for(self, mark_iterations: int | None) -> int:
-        if self.iterations is not None:
-            return self.iterations
-        return mark_iterations or self.default_iterations
-
-    def gates_for(self, preset: Preset) -> list[GateSpec]:
-        """Option and ini gates, the preset's own, and its memory ceiling."""
-        specs = list(self.gates)
-        where = f"preset {preset.id} ({preset.source})"
-        specs += [parse_gate(g, "preset", where) for g in preset.gates]
-        if preset.memory_ceiling_mb is not None:
-            specs.append(GateSpec("memory_peak_mb", "<=", preset.memory_ceiling_mb, source="ceiling"))
-        return specs
-
-
-def external_preset(base_url: str, like: Preset | None = None) -> Preset:
-    """A preset that attaches to *base_url*; keeps *like*'s id, sampler and gates when given."""
-    if like is not None:
-        return dataclasses.replace(like, driver="external", base_url=base_url)
-    return Preset(id="external", name=base_url, driver="external", source=None, base_url=base_url)
 
 
 class Servers:
@@ -431,9 +374,3 @@ def _per_level(spec: GateSpec) -> bool:
     from pytest_quantgate.measures import resolve_metric
 
     return resolve_metric(spec.metric).per_level
-
-
-def default_out_dir(rootdir: Path, configured: str | None) -> Path:
-    value = configured or os.environ.get("QUANTGATE_DIR") or DEFAULT_DIR
-    path = Path(value).expanduser()
-    return (path if path.is_absolute() else rootdir / path).resolve()
