@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from pytest_quantgate.llm import Llm
     from pytest_quantgate.measures import Measure
     from pytest_quantgate.presets import Preset
-    from pytest_quantgate.run import Recorder, Servers  # noqa: F401 - used in StashKey[...]
+    from pytest_quantgate.run import Recorder
+    from pytest_quantgate.servers import Servers  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.sharing import Lease
 
 SAMPLE_ATTR = "quantgate_sample"
@@ -118,7 +119,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # and friends (B5). tryfirst: xdist's own sessionstart creates the workers and needs the run id.
     from pytest_quantgate.artifacts import ArtifactWriter
     from pytest_quantgate.errors import QuantgateError
-    from pytest_quantgate.run import Recorder, Servers
+    from pytest_quantgate.run import Recorder
+    from pytest_quantgate.servers import Servers
 
     config = session.config
     try:
