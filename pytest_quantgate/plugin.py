@@ -38,15 +38,14 @@ if TYPE_CHECKING:
 
     from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.config import RunConfig
-    from pytest_quantgate.levels import LevelSpec, Outcome
+    from pytest_quantgate.levels import LevelSpec
     from pytest_quantgate.llm import Llm
     from pytest_quantgate.measures import Measure
     from pytest_quantgate.presets import Preset
-    from pytest_quantgate.run import Recorder
+    from pytest_quantgate.recorder import LevelInfo, Recorder  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.servers import Servers  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.sharing import Lease
 
-SAMPLE_ATTR = "quantgate_sample"
 GATE_PREFIX = "quantgate::"
 
 CONFIG_KEY = pytest.StashKey["RunConfig"]()
@@ -57,15 +56,6 @@ LLM_KEY = pytest.StashKey["Llm"]()
 STARTED_KEY = pytest.StashKey[float]()
 ARTIFACTS_KEY = pytest.StashKey["ArtifactWriter"]()
 MEASURE_KEY = pytest.StashKey["Measure"]()
-
-
-class LevelInfo:
-    """What collection learned about one level item."""
-
-    __slots__ = ("gates", "key", "name", "spec")
-
-    def __init__(self, spec: LevelSpec, key: str, name: str, gates: tuple[str, ...]) -> None:
-        self.spec, self.key, self.name, self.gates = spec, key, name, gates
 
 
 # -- options and configuration ------------------------------------------------------------------------
@@ -119,7 +109,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # and friends (B5). tryfirst: xdist's own sessionstart creates the workers and needs the run id.
     from pytest_quantgate.artifacts import ArtifactWriter
     from pytest_quantgate.errors import QuantgateError
-    from pytest_quantgate.run import Recorder
+    from pytest_quantgate.recorder import Recorder
     from pytest_quantgate.servers import Servers
 
     config = session.config
@@ -239,6 +229,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Remember which items are levels, and run them iteration by iteration (as the field does: all levels
     of iteration 1, then iteration 2, ...) within each preset's group."""
     from pytest_quantgate.keys import level_key
+    from pytest_quantgate.recorder import LevelInfo
 
     order: dict[str, int] = {p.id: i for i, p in enumerate(config.stash[CONFIG_KEY].presets)}
     keyed = []
@@ -368,8 +359,7 @@ def pytest_runtest_makereport(
     judged = report.when == "call" or (report.when == "setup" and not report.passed)
     if not judged:
         return report
-    from pytest_quantgate.errors import QuantgateError
-    from pytest_quantgate.levels import RequestRecord, Sample
+    from pytest_quantgate.recorder import SAMPLE_ATTR, level_sample
 
     run_config = item.config.stash[CONFIG_KEY]
     params = getattr(item, "callspec", None)
@@ -378,48 +368,31 @@ def pytest_runtest_makereport(
         preset_id = run_config.presets[0].id if run_config.presets else "none"
     handle = item.stash.get(LLM_KEY, None)
     exchanges = handle.exchanges if handle else []
-    excinfo = call.excinfo
-    outcome: Outcome
-    if report.skipped:
-        outcome = "skipped"
-    elif report.passed:
-        outcome = "passed"
-    elif report.when == "call" and excinfo is not None and excinfo.errisinstance(AssertionError):
-        outcome = "failed"
-    else:
-        outcome = "error"
-    error = None
-    if not report.passed and not report.skipped:
-        error = _one_line(excinfo.exconly() if excinfo else report.longreprtext)
-        if excinfo is not None and excinfo.errisinstance(QuantgateError):
-            error = str(excinfo.value)
-    now, peak, source = item.config.stash[SERVERS_KEY].memory(preset_id)
-    sample = Sample(
+    measured = item.stash.get(MEASURE_KEY, None)
+    sample = level_sample(
+        info,
         preset=preset_id,
-        level=info.key,
-        name=info.name,
         iteration=int(params.params.get("quantgate_iteration", 1)) if params else 1,
-        points=info.spec.points,
-        outcome=outcome,
+        when=report.when,
+        passed=report.passed,
+        skipped=report.skipped,
+        exception=call.excinfo.value if call.excinfo is not None else None,
+        report_text=lambda: report.longreprtext,
         duration_s=time.perf_counter() - item.stash.get(STARTED_KEY, time.perf_counter()),
-        error=error,
-        requests=tuple(RequestRecord.of(ex.completion) for ex in exchanges),
-        memory_mb=now,
-        memory_peak_mb=peak,
-        memory_source=source,
-        gates=info.gates,
-        measures=tuple(measured.recorded) if (measured := item.stash.get(MEASURE_KEY, None)) else (),
+        completions=[ex.completion for ex in exchanges],
+        memory=item.config.stash[SERVERS_KEY].memory(preset_id),
+        measures=measured.recorded if measured is not None else (),
     )
     # The Sample itself: turned into a dict only when the report leaves the process (xdist, report logs).
     setattr(report, SAMPLE_ATTR, sample)
-    validator = report.longreprtext if outcome in ("failed", "error") else None
+    validator = report.longreprtext if sample.outcome in ("failed", "error") else None
     if run_config.presets:
         item.config.stash[ARTIFACTS_KEY].write(run_config.preset_dir(preset_id), sample, exchanges, validator)
-    if outcome == "failed" and _gated(run_config, preset_id, info):
+    if sample.outcome == "failed" and run_config.gated(preset_id, info.gates):
         # A wrong answer is a measurement, not a broken test: with gates in force they decide the exit
         # status. The report keeps the validator's message and gets its own status (see teststatus).
         report.outcome = "passed"
-        report.user_properties.append((MISS_PROPERTY, error or ""))
+        report.user_properties.append((MISS_PROPERTY, sample.error or ""))
     return report
 
 
@@ -429,6 +402,8 @@ MISS_PROPERTY = "quantgate_miss"
 @pytest.hookimpl(wrapper=True)
 def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, Any, Any]:
     data = yield
+    from pytest_quantgate.recorder import SAMPLE_ATTR
+
     if isinstance(data, dict) and hasattr(data.get(SAMPLE_ATTR), "to_dict"):
         data[SAMPLE_ATTR] = data[SAMPLE_ATTR].to_dict()
     return data
@@ -437,6 +412,8 @@ def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, 
 @pytest.hookimpl(wrapper=True)
 def pytest_report_from_serializable(data: dict[str, Any]) -> Generator[None, Any, Any]:
     report = yield
+    from pytest_quantgate.recorder import SAMPLE_ATTR
+
     sample = getattr(report, SAMPLE_ATTR, None)
     if isinstance(sample, dict):
         from pytest_quantgate.levels import Sample
@@ -445,22 +422,10 @@ def pytest_report_from_serializable(data: dict[str, Any]) -> Generator[None, Any
     return report
 
 
-def _gated(run_config: RunConfig, preset_id: str, info: LevelInfo) -> bool:
-    if info.gates or run_config.gates:
-        return True
-    preset = next((p for p in run_config.presets if p.id == preset_id), None)
-    return preset is not None and bool(preset.gates or preset.memory_ceiling_mb is not None)
-
-
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
     if report.when == "call" and any(name == MISS_PROPERTY for name, _ in report.user_properties):
         return "missed", "m", ("MISSED", {"yellow": True})
     return None
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first[:limit]
 
 
 class _Controller:
@@ -507,7 +472,7 @@ class _Controller:
     def _load_baseline(self, level_keys: list[str]) -> None:
         """Resolve --baseline for the collected suite, before any server starts (a usage error if unusable)."""
         from pytest_quantgate.errors import QuantgateError
-        from pytest_quantgate.run import load_baseline
+        from pytest_quantgate.recorder import load_baseline
 
         try:
             baseline = load_baseline(self.config.stash[CONFIG_KEY], level_keys)
@@ -518,6 +483,8 @@ class _Controller:
 
     @pytest.hookimpl(trylast=True)  # after the terminal has written the test's status
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from pytest_quantgate.recorder import SAMPLE_ATTR
+
         sample = getattr(report, SAMPLE_ATTR, None)
         if sample is None:
             return

@@ -1,19 +1,28 @@
-"""One quantgate run, without pytest: its configuration, the servers a process holds, and the controller's
-recorder that streams results, adds them up, evaluates gates and writes the final files.
+"""The controller's record of a run, without pytest: each level run's Sample (built from plain values the
+plugin reads off pytest's report), the results stream, aggregates, gates, the baseline and the final files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_quantgate import __version__
 from pytest_quantgate.credentials import redact
-from pytest_quantgate.errors import ResultsError
+from pytest_quantgate.errors import QuantgateError, ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
-from pytest_quantgate.levels import IterationScore, RunAggregate, Sample, aggregate, iteration_scores
+from pytest_quantgate.levels import (
+    IterationScore,
+    LevelSpec,
+    RequestRecord,
+    RunAggregate,
+    Sample,
+    aggregate,
+    iteration_scores,
+)
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
@@ -33,17 +42,98 @@ from pytest_quantgate.sharing import read_info, reap
 from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
+    from pytest_quantgate.client import Completion
     from pytest_quantgate.compare import Comparison
     from pytest_quantgate.config import RunConfig
     from pytest_quantgate.inference import SequentialDecision, SequentialTest
+    from pytest_quantgate.levels import Outcome
+    from pytest_quantgate.measures import Measurement
     from pytest_quantgate.presets import Preset
+
+
+# The test report attribute a level run's Sample rides on to the controller (through xdist too).
+SAMPLE_ATTR = "quantgate_sample"
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class LevelInfo:
+    """What collection learned about one level item: its mark, key, display name and mark gates."""
+
+    spec: LevelSpec
+    key: str
+    name: str
+    gates: tuple[str, ...]
+
+
+def level_outcome(*, when: str, passed: bool, skipped: bool, exception: BaseException | None) -> Outcome:
+    """A level run's outcome from its report: a failed assert in the test is a wrong answer ("failed");
+    anything else that goes wrong, in set-up or the test, is an "error"."""
+    if skipped:
+        return "skipped"
+    if passed:
+        return "passed"
+    if when == "call" and isinstance(exception, AssertionError):
+        return "failed"
+    return "error"
+
+
+def level_error(exception: BaseException | None, report_text: Callable[[], str]) -> str:
+    """One line saying what went wrong: a QuantgateError's own message (it names what to do), else the
+    exception's first line, else the report's (a strict xpass has no exception)."""
+    if isinstance(exception, QuantgateError):
+        return str(exception)
+    if exception is not None:
+        return one_line("".join(traceback.format_exception_only(exception)))
+    return one_line(report_text())
+
+
+def level_sample(
+    level: LevelInfo,
+    *,
+    preset: str,
+    iteration: int,
+    when: str,
+    passed: bool,
+    skipped: bool,
+    exception: BaseException | None,
+    report_text: Callable[[], str],
+    duration_s: float,
+    completions: Iterable[Completion] = (),
+    memory: tuple[float | None, float | None, str | None] = (None, None, None),
+    measures: Iterable[Measurement] = (),
+) -> Sample:
+    """The Sample of one level run, from what its report says. *report_text* (pytest's longreprtext) is
+    called only for a failure without an exception, so a passing level never renders one."""
+    outcome = level_outcome(when=when, passed=passed, skipped=skipped, exception=exception)
+    now, peak, source = memory
+    return Sample(
+        preset=preset,
+        level=level.key,
+        name=level.name,
+        iteration=iteration,
+        points=level.spec.points,
+        outcome=outcome,
+        duration_s=duration_s,
+        error=level_error(exception, report_text) if outcome in ("failed", "error") else None,
+        requests=tuple(RequestRecord.of(c) for c in completions),
+        memory_mb=now,
+        memory_peak_mb=peak,
+        memory_source=source,
+        gates=level.gates,
+        measures=tuple(measures),
+    )
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first[:limit]
 
 
 @dataclass(frozen=True, slots=True)
