@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_quantgate.errors import SpecError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from pytest_quantgate.gates import GateSpec
     from pytest_quantgate.presets import Preset
@@ -134,6 +134,37 @@ class RawOptions:
     sequential: bool = False
     worker: Mapping[str, Any] | None = None  # xdist's workerinput, in a worker
     xdist: bool = False  # the controller of an xdist run (-n N)
+
+
+def raw_options(
+    getoption: Callable[[str], Any],
+    getini: Callable[[str], Any],
+    *,
+    rootdir: Path,
+    worker: Mapping[str, Any] | None = None,
+    xdist: bool = False,
+) -> RawOptions:
+    """Read every option and ini value by name (pytest's ``config.getoption`` and ``config.getini``)."""
+    return RawOptions(
+        rootdir=rootdir,
+        presets=tuple(getoption(OPT_PRESET)),
+        preset_dirs=tuple(getoption(OPT_PRESET_DIR)),
+        ini_preset_dirs=tuple(getini(INI_PRESET_DIRS)),
+        base_url=getoption(OPT_BASE_URL),
+        iterations=getoption(OPT_ITERATIONS),
+        ini_iterations=str(getini(INI_ITERATIONS)),
+        gates=tuple(getoption(OPT_GATE)),
+        ini_gates=tuple(getini(INI_GATES)),
+        out_dir=getoption(OPT_DIR),
+        ini_dir=str(getini(INI_DIR)),
+        baseline=getoption(OPT_BASELINE),
+        margin=getoption(OPT_MARGIN),
+        ini_margin=str(getini(INI_MARGIN)),
+        require_faster=bool(getoption(OPT_REQUIRE_FASTER)),
+        sequential=bool(getoption(OPT_SEQUENTIAL)),
+        worker=worker,
+        xdist=xdist,
+    )
 
 
 def run_config(raw: RawOptions) -> RunConfig:

@@ -8,7 +8,7 @@ sample carried on the test report (so it survives xdist) → controller: results
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -33,29 +33,29 @@ from pytest_quantgate.config import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterator
-    from pathlib import Path
+    from collections.abc import Callable, Generator, Iterator
 
     from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401 - used in StashKey[...]
-    from pytest_quantgate.config import RunConfig
+    from pytest_quantgate.config import RunConfig  # noqa: F401 - used in StashKey[...]
+    from pytest_quantgate.controller import Controller, Emitted
     from pytest_quantgate.levels import LevelSpec
     from pytest_quantgate.llm import Llm
     from pytest_quantgate.measures import Measure
     from pytest_quantgate.presets import Preset
-    from pytest_quantgate.recorder import LevelInfo, Recorder  # noqa: F401 - used in StashKey[...]
+    from pytest_quantgate.recorder import LevelInfo  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.servers import Servers  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.sharing import Lease
 
-GATE_PREFIX = "quantgate::"
-
 CONFIG_KEY = pytest.StashKey["RunConfig"]()
 SERVERS_KEY = pytest.StashKey["Servers"]()
-RECORDER_KEY = pytest.StashKey["Recorder"]()
+CONTROLLER_KEY = pytest.StashKey["Controller"]()
 LEVEL_KEY = pytest.StashKey["LevelInfo"]()
 LLM_KEY = pytest.StashKey["Llm"]()
 STARTED_KEY = pytest.StashKey[float]()
 ARTIFACTS_KEY = pytest.StashKey["ArtifactWriter"]()
 MEASURE_KEY = pytest.StashKey["Measure"]()
+MISS_PROPERTY = "quantgate_miss"
+T = TypeVar("T")
 
 
 # -- options and configuration ------------------------------------------------------------------------
@@ -108,58 +108,31 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # Resolved here rather than in pytest_configure so that `pytest --help` never imports pydantic, httpx
     # and friends (B5). tryfirst: xdist's own sessionstart creates the workers and needs the run id.
     from pytest_quantgate.artifacts import ArtifactWriter
-    from pytest_quantgate.errors import QuantgateError
-    from pytest_quantgate.recorder import Recorder
+    from pytest_quantgate.config import raw_options, run_config
+    from pytest_quantgate.controller import Controller
     from pytest_quantgate.servers import Servers
 
     config = session.config
+    worker = getattr(config, "workerinput", None)
+    xdist = bool(getattr(config.option, "numprocesses", None))
+    raw = raw_options(config.getoption, config.getini, rootdir=config.rootpath, worker=worker, xdist=xdist)
+    config.stash[CONFIG_KEY] = run = _usage(run_config, raw)
+    config.stash[SERVERS_KEY] = Servers(run)
+    config.stash[ARTIFACTS_KEY] = ArtifactWriter()
+    if worker is None:  # the controller: the only process without workerinput
+        shown = config.get_verbosity() >= 0 and config.pluginmanager.get_plugin("terminalreporter") is not None
+        config.stash[CONTROLLER_KEY] = controller = Controller(run, progress=shown)
+        config.pluginmanager.register(_Controller(config, controller), "quantgate-controller")
+
+
+def _usage(call: Callable[..., T], *args: Any) -> T:
+    """*call*, a QuantgateError becoming a usage error (exit status 4, the message and no traceback)."""
+    from pytest_quantgate.errors import QuantgateError
+
     try:
-        run_config = _run_config(config)
+        return call(*args)
     except QuantgateError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[CONFIG_KEY] = run_config
-    config.stash[SERVERS_KEY] = Servers(run_config)
-    config.stash[ARTIFACTS_KEY] = ArtifactWriter()
-    if not _is_worker(config):
-        recorder = Recorder(run_config)  # its --baseline is resolved once the suite is collected
-        config.stash[RECORDER_KEY] = recorder
-        config.pluginmanager.register(_Controller(config, recorder), "quantgate-controller")
-
-
-def _run_config(config: pytest.Config) -> RunConfig:
-    from pytest_quantgate.config import RawOptions, run_config
-
-    return run_config(
-        RawOptions(
-            rootdir=config.rootpath,
-            presets=tuple(config.getoption(OPT_PRESET)),
-            preset_dirs=tuple(config.getoption(OPT_PRESET_DIR)),
-            ini_preset_dirs=tuple(config.getini(INI_PRESET_DIRS)),
-            base_url=config.getoption(OPT_BASE_URL),
-            iterations=config.getoption(OPT_ITERATIONS),
-            ini_iterations=str(config.getini(INI_ITERATIONS)),
-            gates=tuple(config.getoption(OPT_GATE)),
-            ini_gates=tuple(config.getini(INI_GATES)),
-            out_dir=config.getoption(OPT_DIR),
-            ini_dir=str(config.getini(INI_DIR)),
-            baseline=config.getoption(OPT_BASELINE),
-            margin=config.getoption(OPT_MARGIN),
-            ini_margin=str(config.getini(INI_MARGIN)),
-            require_faster=config.getoption(OPT_REQUIRE_FASTER),
-            sequential=config.getoption(OPT_SEQUENTIAL),
-            worker=getattr(config, "workerinput", None),
-            xdist=_xdist_requested(config),
-        )
-    )
-
-
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
-def _xdist_requested(config: pytest.Config) -> bool:
-    numprocesses = getattr(config.option, "numprocesses", None)
-    return bool(numprocesses)
 
 
 class _XdistHooks:
@@ -186,23 +159,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     run_config = metafunc.config.stash[CONFIG_KEY]
     try:
-        spec, gates = _marks(metafunc.definition)
+        spec = _marks(metafunc.definition)[0]  # the gates are checked here too, and read again per item
     except QuantgateError as exc:
         failure = str(exc)
     else:
         failure = ""
-    if failure:
+    if failure:  # outside the except block: no "During handling..." repetition of the message
         pytest.fail(failure, pytrace=False)
-    del gates  # validated here, read again per item
     presets = run_config.presets
     if len(presets) > 1:
-        metafunc.parametrize(
-            "quantgate_preset",
-            [p.id for p in presets],
-            indirect=True,
-            scope="session",
-            ids=[p.id for p in presets],
-        )
+        ids = [p.id for p in presets]
+        metafunc.parametrize("quantgate_preset", ids, indirect=True, scope="session", ids=ids)
     n = run_config.iterations_for(spec.iterations) if presets else 1
     metafunc.parametrize("quantgate_iteration", range(1, n + 1), indirect=True, ids=iteration_id)
 
@@ -219,8 +186,7 @@ def _marks(node: pytest.Item | Any) -> tuple[LevelSpec, tuple[str, ...]]:
     for gate_mark in node.iter_markers("gate"):
         if gate_mark.kwargs:
             raise SpecError(f"{where}: @pytest.mark.gate takes gate expressions as positional arguments")
-        for expr in gate_mark.args:
-            gates.append(parse_gate(str(expr), "mark", where).expr)
+        gates += [parse_gate(str(expr), "mark", where).expr for expr in gate_mark.args]
     return spec, tuple(dict.fromkeys(gates))
 
 
@@ -243,9 +209,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         preset = params.params.get("quantgate_preset") if params else None
         key, user_id = level_key(item.nodeid, preset, iteration)
         name = spec.name or str(getattr(item, "originalname", None) or item.name)
-        if user_id:
-            name = f"{name}[{user_id}]"
-        item.stash[LEVEL_KEY] = LevelInfo(spec, key, name, gates)
+        item.stash[LEVEL_KEY] = LevelInfo(spec, key, f"{name}[{user_id}]" if user_id else name, gates)
         keyed.append(((order.get(preset, 0) if preset else 0, iteration, position), item))
     items[:] = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
@@ -354,10 +318,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     info = item.stash.get(LEVEL_KEY, None)
-    if info is None:
-        return report
-    judged = report.when == "call" or (report.when == "setup" and not report.passed)
-    if not judged:
+    if info is None or not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return report
     from pytest_quantgate.recorder import SAMPLE_ATTR, level_sample
 
@@ -396,9 +357,6 @@ def pytest_runtest_makereport(
     return report
 
 
-MISS_PROPERTY = "quantgate_miss"
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, Any, Any]:
     data = yield
@@ -412,12 +370,10 @@ def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, 
 @pytest.hookimpl(wrapper=True)
 def pytest_report_from_serializable(data: dict[str, Any]) -> Generator[None, Any, Any]:
     report = yield
+    from pytest_quantgate.levels import Sample
     from pytest_quantgate.recorder import SAMPLE_ATTR
 
-    sample = getattr(report, SAMPLE_ATTR, None)
-    if isinstance(sample, dict):
-        from pytest_quantgate.levels import Sample
-
+    if isinstance(sample := getattr(report, SAMPLE_ATTR, None), dict):
         setattr(report, SAMPLE_ATTR, Sample.from_dict(sample))
     return report
 
@@ -428,167 +384,71 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return None
 
 
-class _Controller:
-    """Controller-only hooks (the only process without ``workerinput``), registered per config so that
-    hooks which receive no config still reach this run's recorder."""
+# -- the controller: pytest's side of controller.Controller ------------------------------------------
 
-    def __init__(self, config: pytest.Config, recorder: Recorder) -> None:
+
+class _Controller:
+    """Controller-only hooks, registered per config so that hooks which receive no config still reach this
+    run's Controller. They hand it what pytest collected and reported, and act on its answers."""
+
+    def __init__(self, config: pytest.Config, controller: Controller) -> None:
         self.config = config
-        self.recorder = recorder
-        self.expected: dict[tuple[str, int], int] = {}
-        self.seen: dict[tuple[str, int], int] = {}
-        self.written: list[Path] = []
+        self.controller = controller
         self.session: pytest.Session | None = None
 
-    # Expected level runs per (preset, iteration), for the progress line.
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.session = session
-        levels = []
-        for item in session.items:
-            if LEVEL_KEY in item.stash:
-                key = _preset_iteration(item.nodeid, self.config)
-                self.expected[key] = self.expected.get(key, 0) + 1
-                levels.append(item.stash[LEVEL_KEY].key)
-        self._load_baseline(levels)
-        # Provenance (binary version, model digest, host) is read now, before the first level, not on
-        # that level's report.
+        items = [item for item in session.items if LEVEL_KEY in item.stash]
+        _usage(self.controller.collected, [(item.nodeid, item.stash[LEVEL_KEY].key) for item in items])
         if not self.config.option.collectonly:
-            self.recorder.prepare(dict.fromkeys(preset for preset, _ in self.expected))
+            self.controller.prepare()
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        if self.expected:
-            return  # every worker collects the same items
-        from pytest_quantgate.keys import level_key
-
-        several = len(self.config.stash[CONFIG_KEY].presets) > 1
-        levels = []
-        for nodeid in ids:
-            if "iter-" in nodeid:
-                key = _preset_iteration(nodeid, self.config)
-                self.expected[key] = self.expected.get(key, 0) + 1
-                levels.append(level_key(nodeid, key[0] if several else None, key[1])[0])
-        self._load_baseline(levels)
-
-    def _load_baseline(self, level_keys: list[str]) -> None:
-        """Resolve --baseline for the collected suite, before any server starts (a usage error if unusable)."""
-        from pytest_quantgate.errors import QuantgateError
-        from pytest_quantgate.recorder import load_baseline
-
-        try:
-            baseline = load_baseline(self.config.stash[CONFIG_KEY], level_keys)
-        except QuantgateError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        if baseline is not None:
-            self.recorder.use_baseline(baseline)
+        _usage(self.controller.collected_ids, ids)
 
     @pytest.hookimpl(trylast=True)  # after the terminal has written the test's status
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from pytest_quantgate.recorder import SAMPLE_ATTR
-
-        sample = getattr(report, SAMPLE_ATTR, None)
-        if sample is None:
+        arrival = self.controller.add(report)
+        if arrival is None:
             return
-        self.recorder.add(sample)
-        key = (sample.preset, sample.iteration)
-        self.seen[key] = self.seen.get(key, 0) + 1
-        if self.seen[key] == self.expected.get(key):
-            if self.config.get_verbosity() >= 0:
-                self._progress(sample.preset, sample.iteration)
-            decision = self.recorder.sequential_check(sample.preset)
-            if decision is not None and self.session is not None:
-                self.session.shouldstop = (
-                    f"quantgate --sequential: verdict {decision.decision} for {sample.preset} settled after "
-                    f"{decision.iterations} iterations ({decision.reason})"
-                )
-
-    def _progress(self, preset_id: str, iteration: int) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
-            return
-        # Iteration scores only: the full aggregate (an interval per level) would be recomputed over the
-        # whole run after every iteration.
-        scores = self.recorder.iteration_scores(preset_id)
-        this = next((it for it in scores if it.iteration == iteration), None)
-        if this is None:
-            return
-        total = max(k[1] for k in self.expected if k[0] == preset_id)
-        tps = f", {this.tokens_per_s:,.0f} tok/s" if this.tokens_per_s else ""
-        mean = sum(it.percent for it in scores) / len(scores)
-        reporter.ensure_newline()
-        reporter.write_line(
-            f"quantgate {preset_id} iteration {iteration}/{total}: {this.percent:.1f} % "
-            f"(running mean {mean:.1f} %){tps}"
-        )
+        if arrival.progress and (reporter := self.config.pluginmanager.get_plugin("terminalreporter")):
+            reporter.ensure_newline()
+            reporter.write_line(arrival.progress)
+        if arrival.stop and self.session is not None:
+            self.session.shouldstop = arrival.stop
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         result = yield
-        if self.recorder.samples:
-            _report_gates(session, self.recorder)
-            _report_verdicts(session, self.recorder)
+        for outcomes in (self.controller.gates, self.controller.verdicts):
+            emitted = _usage(outcomes)
+            # Outcomes of the session, not collected items: counted so that progress ends at 100 %.
+            session.testscollected += len(emitted)
+            for outcome in emitted:
+                _emit(session, outcome)
         return result
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # Stopped early (Ctrl-C, -x/--maxfail, --sequential): incomplete, so it never becomes a stored baseline.
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail)
-        self.written = self.recorder.finish(interrupted=interrupted)
+        self.controller.finish(interrupted=interrupted)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        recorder = self.recorder
-        if not recorder.samples:
-            return
-        from pytest_quantgate.render.terminal import render
-
-        aggs = [recorder.aggregate(pid) for pid in recorder.preset_ids() if recorder.samples.get(pid)]
-        terminalreporter.write_sep("=", "quantgate decision table")
-        terminalreporter.write_line(render(aggs, recorder.outcomes))
-        if recorder.comparisons:
-            from pytest_quantgate.render.comparison import render as render_comparison
-
-            for preset_id, comparison in recorder.comparisons.items():
-                terminalreporter.write_sep("-", f"{preset_id} against the baseline {recorder.baseline_id}")
-                if recorder.stored_baseline is not None:
-                    terminalreporter.write_line(f"baseline: {recorder.stored_baseline.describe()}")
-                terminalreporter.write_line(render_comparison(comparison))
-        for preset_id, decision in recorder.stopped_early.items():
-            terminalreporter.write_line(
-                f"{preset_id}: stopped early after {decision.iterations} iterations by the sequential test "
-                f"({decision.decision}: {decision.reason})"
-            )
-        for path in self.written:
-            terminalreporter.write_line(f"results: {path}")
-        for note in recorder.store_notes:
-            terminalreporter.write_line(note)
+        for line in self.controller.summary():
+            if line.sep:
+                terminalreporter.write_sep(line.sep, line.text)
+            else:
+                terminalreporter.write_line(line.text)
 
 
-def _preset_iteration(nodeid: str, config: pytest.Config) -> tuple[str, int]:
-    from pytest_quantgate.keys import preset_iteration
-
-    return preset_iteration(nodeid, [p.id for p in config.stash[CONFIG_KEY].presets])
-
-
-def _report_verdicts(session: pytest.Session, recorder: Recorder) -> None:
-    """The verdict against --baseline, as one more gate outcome per candidate."""
-    from pytest_quantgate.errors import QuantgateError
-
-    try:
-        comparisons = recorder.compare()
-    except QuantgateError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    session.testscollected += len(comparisons)
-    for preset_id, comparison in comparisons.items():
-        nodeid = f"{GATE_PREFIX}verdict[{preset_id} vs {recorder.baseline_id}]"
-        _emit(session, nodeid, comparison.passed, comparison.message)
-
-
-def _emit(session: pytest.Session, nodeid: str, passed: bool, message: str) -> None:
+def _emit(session: pytest.Session, outcome: Emitted) -> None:
     """Report a session-level outcome (gate, verdict) as a test: terminal, JUnit XML, exit status."""
-    hook = session.config.hook
+    hook, nodeid, message = session.config.hook, outcome.nodeid, outcome.message
     location = ("quantgate", None, nodeid)
     hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
     for when in ("setup", "call", "teardown"):
-        failed = when == "call" and not passed
+        failed = when == "call" and not outcome.passed
         report = pytest.TestReport(
             nodeid=nodeid,
             location=location,
@@ -599,23 +459,6 @@ def _emit(session: pytest.Session, nodeid: str, passed: bool, message: str) -> N
             user_properties=[("quantgate_gate", message)] if when == "call" else [],
         )
         hook.pytest_runtest_logreport(report=report)
-
-
-def _report_gates(session: pytest.Session, recorder: Recorder) -> None:
-    from pytest_quantgate.errors import QuantgateError
-
-    try:
-        outcomes = recorder.evaluate_gates()
-    except QuantgateError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    several = len(outcomes) > 1
-    # Gates are outcomes of the session, not collected items: count them so progress ends at 100 %.
-    session.testscollected += sum(len(results) for results in outcomes.values())
-    for preset_id, results in outcomes.items():
-        for outcome in results:
-            scope = f"{preset_id}::" if several else ""
-            message = f"gate[{outcome.id}] failed: {outcome.message}" if not outcome.passed else outcome.message
-            _emit(session, f"{GATE_PREFIX}{scope}gate[{outcome.id}]", outcome.passed, message)
 
 
 @pytest.hookimpl(trylast=True)

@@ -15,6 +15,7 @@ from pytest_quantgate.config import (
     check_margin,
     default_out_dir,
     external_preset,
+    raw_options,
     run_config,
 )
 from pytest_quantgate.errors import PresetError, SpecError
@@ -205,3 +206,17 @@ def test_gates_are_in_force_from_a_mark_an_option_or_the_preset(tmp_path: Path) 
 def test_an_external_preset_without_a_like_is_named_external() -> None:
     preset = external_preset("http://h:1")
     assert (preset.id, preset.name, preset.source) == ("external", "http://h:1", None)
+
+
+def test_raw_options_reads_every_option_and_ini_value_by_name(tmp_path: Path) -> None:
+    options = {"--preset": ["tiny-f16"], "--preset-dir": ["d"], "--base-url": None, "--iterations": 3,
+               "--gate": ["score_mean>=1"], "--quantgate-dir": None, "--baseline": "old", "--margin": 0.0,
+               "--require-faster": True, "--sequential": False}  # fmt: skip
+    ini = {"quantgate_preset_dirs": [tmp_path], "quantgate_iterations": "4", "quantgate_gates": ["errors<=0"],
+           "quantgate_dir": "out", "quantgate_margin": ""}  # fmt: skip
+    raw = raw_options(options.__getitem__, ini.__getitem__, rootdir=tmp_path, worker=None, xdist=True)
+    assert raw == RawOptions(
+        rootdir=tmp_path, presets=("tiny-f16",), preset_dirs=("d",), ini_preset_dirs=(tmp_path,), iterations=3,
+        ini_iterations="4", gates=("score_mean>=1",), ini_gates=("errors<=0",), ini_dir="out", baseline="old",
+        margin=0.0, require_faster=True, xdist=True,
+    )  # fmt: skip
