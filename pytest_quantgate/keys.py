@@ -1,4 +1,5 @@
-"""Level keys, iteration ids and preset ids in test ids: formatted and parsed in one place.
+"""Level keys, iteration ids and preset ids in test ids: formatted and parsed in one place, with what a level
+item is known by (:class:`LevelInfo`: its key, display name, mark and gate marks).
 
 A level run's test id starts with quantgate's own parameters, then the suite's:
 ``test_x.py::test_add[tiny-f16-iter-03-big]`` is preset ``tiny-f16`` (named only when a run has several),
@@ -9,10 +10,13 @@ iteration 3, and the suite's own parameter id ``big``. Its *level key* drops qua
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from pytest_quantgate.levels import LevelSpec
 
 ITERATION_PREFIX = "iter-"
 ITERATION_RE = re.compile(r"iter-(\d+)")
@@ -52,3 +56,49 @@ def preset_iteration(nodeid: str, preset_ids: Sequence[str]) -> tuple[str, int]:
 
 # An iteration id ends where the suite's parameters (after a "-") or the test id ("]") begin.
 _ITERATION_END = re.compile(r"iter-(\d+)(?=-|\]|$)")
+
+
+class Mark(Protocol):
+    """What is read of a mark (pytest's ``Mark`` has both)."""
+
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]: ...
+
+
+def level_marks(level: Mark | None, gates: Iterable[Mark], where: str) -> tuple[LevelSpec, tuple[str, ...]]:
+    """The ``level`` mark as a LevelSpec and the ``gate`` marks' expressions (each checked, once, in order).
+    A SpecError names *where* (the test) and the argument at fault."""
+    from pytest_quantgate.errors import SpecError
+    from pytest_quantgate.gates import parse_gate
+    from pytest_quantgate.levels import LevelSpec
+
+    spec = LevelSpec.from_mark(level.args, level.kwargs, where) if level else LevelSpec()
+    exprs: list[str] = []
+    for gate in gates:
+        if gate.kwargs:
+            raise SpecError(f"{where}: @pytest.mark.gate takes gate expressions as positional arguments")
+        exprs += [parse_gate(str(expr), "mark", where).expr for expr in gate.args]
+    return spec, tuple(dict.fromkeys(exprs))
+
+
+@dataclass(frozen=True, slots=True)
+class LevelInfo:
+    """What collection learned about one level item: its mark, key, display name and mark gates."""
+
+    spec: LevelSpec
+    key: str
+    name: str
+    gates: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls, nodeid: str, test_name: str, preset: str | None, iteration: int, marks: tuple[LevelSpec, tuple[str, ...]]
+    ) -> LevelInfo:
+        """A level run's info: *test_name* (the mark's ``name`` wins) with the suite's own parameter id."""
+        spec, gates = marks
+        key, user_id = level_key(nodeid, preset, iteration)
+        name = spec.name or test_name
+        return cls(spec, key, f"{name}[{user_id}]" if user_id else name, gates)

@@ -38,11 +38,11 @@ if TYPE_CHECKING:
     from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.config import RunConfig  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.controller import Controller, Emitted
+    from pytest_quantgate.keys import LevelInfo  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.levels import LevelSpec
     from pytest_quantgate.llm import Llm
     from pytest_quantgate.measures import Measure
     from pytest_quantgate.presets import Preset
-    from pytest_quantgate.recorder import LevelInfo  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.servers import Servers  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.sharing import Lease
 
@@ -175,27 +175,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _marks(node: pytest.Item | Any) -> tuple[LevelSpec, tuple[str, ...]]:
-    from pytest_quantgate.errors import SpecError
-    from pytest_quantgate.gates import parse_gate
-    from pytest_quantgate.levels import LevelSpec
+    from pytest_quantgate.keys import level_marks
 
-    where = node.nodeid
-    mark = node.get_closest_marker("level")
-    spec = LevelSpec.from_mark(mark.args, mark.kwargs, where) if mark else LevelSpec()
-    gates: list[str] = []
-    for gate_mark in node.iter_markers("gate"):
-        if gate_mark.kwargs:
-            raise SpecError(f"{where}: @pytest.mark.gate takes gate expressions as positional arguments")
-        gates += [parse_gate(str(expr), "mark", where).expr for expr in gate_mark.args]
-    return spec, tuple(dict.fromkeys(gates))
+    return level_marks(node.get_closest_marker("level"), node.iter_markers("gate"), node.nodeid)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember which items are levels, and run them iteration by iteration (as the field does: all levels
     of iteration 1, then iteration 2, ...) within each preset's group."""
-    from pytest_quantgate.keys import level_key
-    from pytest_quantgate.recorder import LevelInfo
+    from pytest_quantgate.keys import LevelInfo
 
     order: dict[str, int] = {p.id: i for i, p in enumerate(config.stash[CONFIG_KEY].presets)}
     keyed = []
@@ -205,11 +194,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if iteration is None:
             keyed.append(((-1, 0, position), item))
             continue
-        spec, gates = _marks(item)
         preset = params.params.get("quantgate_preset") if params else None
-        key, user_id = level_key(item.nodeid, preset, iteration)
-        name = spec.name or str(getattr(item, "originalname", None) or item.name)
-        item.stash[LEVEL_KEY] = LevelInfo(spec, key, f"{name}[{user_id}]" if user_id else name, gates)
+        name = str(getattr(item, "originalname", None) or item.name)
+        item.stash[LEVEL_KEY] = LevelInfo.of(item.nodeid, name, preset, iteration, _marks(item))
         keyed.append(((order.get(preset, 0) if preset else 0, iteration, position), item))
     items[:] = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 

@@ -16,7 +16,6 @@ from pytest_quantgate.errors import QuantgateError, ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
 from pytest_quantgate.levels import (
     IterationScore,
-    LevelSpec,
     RequestRecord,
     RunAggregate,
     Sample,
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from pytest_quantgate.compare import Comparison
     from pytest_quantgate.config import RunConfig
     from pytest_quantgate.inference import SequentialDecision, SequentialTest
+    from pytest_quantgate.keys import LevelInfo
     from pytest_quantgate.levels import Outcome
     from pytest_quantgate.measures import Measurement
     from pytest_quantgate.presets import Preset
@@ -60,16 +60,6 @@ SAMPLE_ATTR = "quantgate_sample"
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True, slots=True)
-class LevelInfo:
-    """What collection learned about one level item: its mark, key, display name and mark gates."""
-
-    spec: LevelSpec
-    key: str
-    name: str
-    gates: tuple[str, ...]
 
 
 def level_outcome(*, when: str, passed: bool, skipped: bool, exception: BaseException | None) -> Outcome:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pytest_quantgate.keys import ITERATION_RE, iteration_id, level_key, preset_iteration
+from pytest_quantgate.errors import SpecError
+from pytest_quantgate.keys import ITERATION_RE, LevelInfo, iteration_id, level_key, level_marks, preset_iteration
+from pytest_quantgate.levels import LevelSpec
 
 # What a preset id may be (presets.Preset.id), and what a suite's own parameter ids look like.
 preset_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,12}\Z")
@@ -69,3 +74,43 @@ def test_a_suite_parameter_that_starts_with_a_dash_keeps_it() -> None:
 
 def test_without_presets_the_run_has_none() -> None:
     assert preset_iteration("t.py::t[iter-02]", []) == ("none", 2)
+
+
+@dataclass
+class Mark:
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def test_level_marks_read_the_level_and_each_gate_once_in_order() -> None:
+    gates = [Mark(("score_mean >= 90", "errors<=0")), Mark(("score_mean>=90",)), Mark(("pass_rate >= 50",))]
+    spec, exprs = level_marks(Mark((10,), {"iterations": 3}), gates, "t.py::t")
+    assert (spec.points, spec.iterations) == (10.0, 3)
+    assert exprs == ("score_mean>=90", "errors<=0", "pass_rate>=50")
+    assert level_marks(None, [], "t.py::t") == (LevelSpec(), ())
+
+
+@pytest.mark.parametrize(
+    ("level", "gate", "message"),
+    [
+        (Mark(kwargs={"point": 3}), Mark(), "t.py::t: unknown argument(s) 'point' to @pytest.mark.level"),
+        (
+            None,
+            Mark(kwargs={"expr": "score_mean>=1"}),
+            "t.py::t: @pytest.mark.gate takes gate expressions as positional",
+        ),
+        (None, Mark(("score_mean >> 1",)), "t.py::t: cannot read gate 'score_mean >> 1'"),
+    ],
+)
+def test_level_marks_that_cannot_be_read_name_the_test(level: Mark | None, gate: Mark, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        level_marks(level, [gate], "t.py::t")
+    assert str(caught.value).startswith(message)
+
+
+def test_level_info_names_a_level_with_the_suites_own_parameters() -> None:
+    marks = (LevelSpec(points=2), ("errors<=0",))
+    info = LevelInfo.of("t.py::test_add[q4-iter-02-big]", "test_add", "q4", 2, marks)
+    assert info == LevelInfo(LevelSpec(points=2), "t.py::test_add[big]", "test_add[big]", ("errors<=0",))
+    named = LevelInfo.of("t.py::test_add[iter-01]", "test_add", None, 1, (LevelSpec(name="addition"), ()))
+    assert (named.key, named.name) == ("t.py::test_add", "addition")

@@ -12,11 +12,11 @@ from result_builders import make_result, tiny_levels
 from pytest_quantgate.client import Completion, Timings
 from pytest_quantgate.config import RunConfig
 from pytest_quantgate.errors import ResultsError, ServerDiedError
+from pytest_quantgate.keys import LevelInfo
 from pytest_quantgate.levels import LevelSpec
 from pytest_quantgate.measures import Measurement
 from pytest_quantgate.presets import Preset
 from pytest_quantgate.recorder import (
-    LevelInfo,
     Recorder,
     level_error,
     level_outcome,
