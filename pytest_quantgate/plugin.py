@@ -357,10 +357,11 @@ def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, 
 @pytest.hookimpl(wrapper=True)
 def pytest_report_from_serializable(data: dict[str, Any]) -> Generator[None, Any, Any]:
     report = yield
-    from pytest_quantgate.levels import Sample
     from pytest_quantgate.recorder import SAMPLE_ATTR
 
     if isinstance(sample := getattr(report, SAMPLE_ATTR, None), dict):
+        from pytest_quantgate.levels import Sample
+
         setattr(report, SAMPLE_ATTR, Sample.from_dict(sample))
     return report
 
