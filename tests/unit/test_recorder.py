@@ -76,6 +76,29 @@ def test_error_text_is_the_first_line_of_the_exception_or_else_of_the_report() -
     assert one_line("x" * 500) == "x" * 300
 
 
+def raised(exception: BaseException) -> BaseException:
+    try:
+        raise exception
+    except BaseException as caught:  # whatever it is, it is the value under test
+        return caught
+
+
+def noted() -> BaseException:
+    exception = ValueError("bad value")
+    exception.add_note("a note on the next line")
+    return exception
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [AssertionError("got 'x'\nassert 'x' == 'y'"), KeyError("k"), ValueError(""), noted(), SystemExit(3)],
+    ids=["assert", "keyerror", "empty", "note", "systemexit"],
+)
+def test_error_text_is_the_first_line_of_what_pytest_shows(exception: BaseException) -> None:
+    caught = raised(exception)
+    assert level_error(caught, never) == one_line(pytest.ExceptionInfo.from_exception(caught).exconly())
+
+
 def test_a_sample_carries_the_level_the_requests_the_memory_and_the_measures() -> None:
     completion = Completion(
         "abc", "", "stop", wall_s=0.5, ttft_s=0.1, completion_tokens=3, endpoint="/v1/completions",
