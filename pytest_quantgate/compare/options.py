@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pytest_quantgate.config import check_margin
 from pytest_quantgate.errors import SpecError
 
 
@@ -19,11 +20,7 @@ class CompareOptions:
     max_age_days: float = 14.0  # runs further apart than this get a caveat
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.margin) and 0.0 <= self.margin < 100.0):
-            raise SpecError(
-                f"margin={self.margin!r} must be a number of score points in [0, 100), e.g. 2 "
-                "(0 asks for 'not worse at all')"
-            )
+        check_margin(self.margin)
         if not (math.isfinite(self.speed_floor) and self.speed_floor >= 0.0):
             raise SpecError(f"speed_floor={self.speed_floor!r} must be a fraction ≥ 0, e.g. 0.05 for 5 %")
         if not 0.0 < self.alpha < 0.5:

@@ -1,25 +1,27 @@
-"""One quantgate run, without pytest: its configuration, the servers a process holds, and the controller's
-recorder that streams results, adds them up, evaluates gates and writes the final files.
+"""The controller's record of a run, without pytest: each level run's Sample (built from plain values the
+plugin reads off pytest's report), the results stream, aggregates, gates, the baseline and the final files.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import os
-import secrets
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_quantgate import __version__
 from pytest_quantgate.credentials import redact
-from pytest_quantgate.errors import ResultsError
+from pytest_quantgate.errors import QuantgateError, ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
-from pytest_quantgate.levels import IterationScore, RunAggregate, Sample, aggregate, iteration_scores
-from pytest_quantgate.memory import PeakSampler, probe_for
-from pytest_quantgate.presets import Preset
+from pytest_quantgate.levels import (
+    IterationScore,
+    RequestRecord,
+    RunAggregate,
+    Sample,
+    aggregate,
+    iteration_scores,
+)
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
@@ -35,138 +37,93 @@ from pytest_quantgate.results import (
     why_not_stored,
     write_final,
 )
-from pytest_quantgate.sharing import Lease, acquire, attach, read_info, reap
+from pytest_quantgate.sharing import read_info, reap
 from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
+    from pathlib import Path
 
-    from pytest_quantgate.client import Client
+    from pytest_quantgate.client import Completion
     from pytest_quantgate.compare import Comparison
+    from pytest_quantgate.config import RunConfig
     from pytest_quantgate.inference import SequentialDecision, SequentialTest
+    from pytest_quantgate.keys import LevelInfo
+    from pytest_quantgate.levels import Outcome
+    from pytest_quantgate.measures import Measurement
+    from pytest_quantgate.presets import Preset
 
-DEFAULT_ITERATIONS = 5
-DEFAULT_DIR = ".quantgate"
 
-
-def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+# The test report attribute a level run's Sample rides on to the controller (through xdist too).
+SAMPLE_ATTR = "quantgate_sample"
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True, slots=True)
-class RunConfig:
-    """Everything the options and ini file say, resolved once."""
-
-    presets: tuple[Preset, ...]
-    run_id: str
-    out_dir: Path
-    iterations: int | None = None  # --iterations: overrides marks and ini
-    default_iterations: int = DEFAULT_ITERATIONS  # ini quantgate_iterations
-    gates: tuple[GateSpec, ...] = ()  # --gate and ini quantgate_gates
-    shared: bool = False  # under pytest-xdist
-    baseline: str | None = None  # --baseline: a result file or a preset id
-    margin: float = 2.0
-    require_faster: bool = False
-    sequential: bool = False
-
-    @property
-    def run_dir(self) -> Path:
-        return self.out_dir / "runs" / self.run_id
-
-    def preset_dir(self, preset_id: str) -> Path:
-        return self.run_dir / preset_id
-
-    def preset(self, preset_id: str) -> Preset:
-        return next(p for p in self.presets if p.id == preset_id)
-
-    def iterations_for(self, mark_iterations: int | None) -> int:
-        if self.iterations is not None:
-            return self.iterations
-        return mark_iterations or self.default_iterations
-
-    def gates_for(self, preset: Preset) -> list[GateSpec]:
-        """Option and ini gates, the preset's own, and its memory ceiling."""
-        specs = list(self.gates)
-        where = f"preset {preset.id} ({preset.source})"
-        specs += [parse_gate(g, "preset", where) for g in preset.gates]
-        if preset.memory_ceiling_mb is not None:
-            specs.append(GateSpec("memory_peak_mb", "<=", preset.memory_ceiling_mb, source="ceiling"))
-        return specs
+def level_outcome(*, when: str, passed: bool, skipped: bool, exception: BaseException | None) -> Outcome:
+    """A level run's outcome from its report: a failed assert in the test is a wrong answer ("failed");
+    anything else that goes wrong, in set-up or the test, is an "error"."""
+    if skipped:
+        return "skipped"
+    if passed:
+        return "passed"
+    if when == "call" and isinstance(exception, AssertionError):
+        return "failed"
+    return "error"
 
 
-def external_preset(base_url: str, like: Preset | None = None) -> Preset:
-    """A preset that attaches to *base_url*; keeps *like*'s id, sampler and gates when given."""
-    if like is not None:
-        return dataclasses.replace(like, driver="external", base_url=base_url)
-    return Preset(id="external", name=base_url, driver="external", source=None, base_url=base_url)
+def level_error(exception: BaseException | None, report_text: Callable[[], str]) -> str:
+    """One line saying what went wrong: a QuantgateError's own message (it names what to do), else the
+    exception's first line, else the report's (a strict xpass has no exception)."""
+    if isinstance(exception, QuantgateError):
+        return str(exception)
+    if exception is not None:
+        return one_line("".join(traceback.format_exception_only(exception)))
+    return one_line(report_text())
 
 
-class Servers:
-    """The leases and memory samplers this process holds, one per preset."""
+def level_sample(
+    level: LevelInfo,
+    *,
+    preset: str,
+    iteration: int,
+    when: str,
+    passed: bool,
+    skipped: bool,
+    exception: BaseException | None,
+    report_text: Callable[[], str],
+    duration_s: float,
+    completions: Iterable[Completion] = (),
+    memory: tuple[float | None, float | None, str | None] = (None, None, None),
+    measures: Iterable[Measurement] = (),
+) -> Sample:
+    """The Sample of one level run, from what its report says. *report_text* (pytest's longreprtext) is
+    called only for a failure without an exception, so a passing level never renders one."""
+    outcome = level_outcome(when=when, passed=passed, skipped=skipped, exception=exception)
+    now, peak, source = memory
+    return Sample(
+        preset=preset,
+        level=level.key,
+        name=level.name,
+        iteration=iteration,
+        points=level.spec.points,
+        outcome=outcome,
+        duration_s=duration_s,
+        error=level_error(exception, report_text) if outcome in ("failed", "error") else None,
+        requests=tuple(RequestRecord.of(c) for c in completions),
+        memory_mb=now,
+        memory_peak_mb=peak,
+        memory_source=source,
+        gates=level.gates,
+        measures=tuple(measures),
+    )
 
-    def __init__(self, config: RunConfig) -> None:
-        self.config = config
-        self._leases: dict[str, Lease] = {}
-        self._samplers: dict[str, PeakSampler] = {}
-        self._clients: dict[str, Client] = {}
 
-    def lease(self, preset: Preset) -> Lease:
-        if preset.id not in self._leases:
-            if preset.driver == "external":
-                assert preset.base_url is not None
-                lease = attach(preset.base_url)
-            else:
-                lease = acquire(preset, self.config.preset_dir(preset.id), shared=self.config.shared)
-            self._leases[preset.id] = lease
-            if lease.info.pid is not None:
-                self._samplers[preset.id] = PeakSampler(probe_for(lease.info.pid)).start()
-        return self._leases[preset.id]
-
-    def client(self, preset: Preset) -> Client:
-        from pytest_quantgate.client import Client
-
-        if preset.id not in self._clients:
-            lease = self.lease(preset)
-            defaults = preset.sampler.request_fields()
-            if preset.chat_template_kwargs:
-                defaults["chat_template_kwargs"] = dict(preset.chat_template_kwargs)
-            self._clients[preset.id] = Client(
-                lease.base_url,
-                api_key=preset.api_key(),
-                defaults=defaults,
-                max_tokens=preset.max_tokens,
-                timeout_s=preset.timeout_s,
-                stream=preset.stream,
-                on_transport_error=lease.check_alive,
-            )
-        return self._clients[preset.id]
-
-    def memory(self, preset_id: str) -> tuple[float | None, float | None, str | None]:
-        """(latest reading, peak so far, source) for the preset's server, all None when not measurable.
-
-        Called after every level: it reads what the sampler thread last measured (≤ 0.25 s old) rather
-        than scanning the process tree on the level's path.
-        """
-        sampler = self._samplers.get(preset_id)
-        if sampler is None:
-            return None, None, None
-        return sampler.latest_mb, sampler.peak_mb, sampler.probe.source
-
-    def release(self, preset_id: str) -> None:
-        if (client := self._clients.pop(preset_id, None)) is not None:
-            client.close()
-        if (sampler := self._samplers.pop(preset_id, None)) is not None:
-            sampler.stop()
-        if (lease := self._leases.pop(preset_id, None)) is not None:
-            lease.release()
-
-    def release_all(self) -> None:
-        for preset_id in list(self._leases):
-            self.release(preset_id)
+def one_line(text: str, limit: int = 300) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,9 +388,3 @@ def _per_level(spec: GateSpec) -> bool:
     from pytest_quantgate.measures import resolve_metric
 
     return resolve_metric(spec.metric).per_level
-
-
-def default_out_dir(rootdir: Path, configured: str | None) -> Path:
-    value = configured or os.environ.get("QUANTGATE_DIR") or DEFAULT_DIR
-    path = Path(value).expanduser()
-    return (path if path.is_absolute() else rootdir / path).resolve()

@@ -1,0 +1,200 @@
+"""What the controller does with level reports, without pytest: the results stream (through the Recorder),
+progress lines, the sequential stop, gate outcomes and verdicts, and the closing summary.
+
+It reads duck-typed reports (anything carrying a Sample under :data:`~pytest_quantgate.recorder.SAMPLE_ATTR`,
+as pytest's reports do, also when replayed from an xdist worker) and answers with plain data: the plugin
+turns :class:`Emitted` into test reports, :class:`Arrival` into a terminal line and a stop, :class:`Line`
+into the terminal summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pytest_quantgate.keys import level_key, preset_iteration
+from pytest_quantgate.recorder import SAMPLE_ATTR, Recorder, load_baseline
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from pytest_quantgate.config import RunConfig
+    from pytest_quantgate.levels import Sample
+
+# Node ids of the outcomes a run reports beside its levels: quantgate::gate[...], quantgate::verdict[...].
+GATE_PREFIX = "quantgate::"
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """A session-level outcome (a gate, a verdict) to report as one more test."""
+
+    nodeid: str
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What a report that completes an iteration brings: the progress line (None when progress is not shown)
+    and, with --sequential, why the run should stop (None: go on)."""
+
+    progress: str | None = None
+    stop: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of the closing summary: *text*, or a separator titled *text* when *sep* is set."""
+
+    text: str
+    sep: str | None = None
+
+
+class Controller:
+    """The controller's side of a run: fed the collected level runs, then their reports as they arrive."""
+
+    def __init__(self, config: RunConfig, recorder: Recorder | None = None, *, progress: bool = True) -> None:
+        self.config = config
+        self.recorder = recorder if recorder is not None else Recorder(config)
+        self.progress = progress  # whether progress lines are wanted (the terminal shows them)
+        self.expected: dict[tuple[str, int], int] = {}  # level runs per (preset, iteration)
+        self.seen: dict[tuple[str, int], int] = {}
+        self.written: list[Path] = []
+        self._preset_ids = [p.id for p in config.presets]
+
+    # -- collection -------------------------------------------------------------------------------------
+
+    def collected(self, levels: Iterable[tuple[str, str]]) -> None:
+        """The level runs collected, as (node id, level key). Resolves --baseline for their suite, before any
+        server starts; a baseline that cannot be used raises QuantgateError."""
+        keys = []
+        for nodeid, key in levels:
+            self._expect(preset_iteration(nodeid, self._preset_ids))
+            keys.append(key)
+        self._use_baseline(keys)
+
+    def collected_ids(self, nodeids: Iterable[str]) -> None:
+        """What an xdist worker collected, as node ids (the controller collects nothing itself). Every worker
+        collects the same items: the first to report is the one counted."""
+        if self.expected:
+            return
+        several = len(self._preset_ids) > 1
+        keys = []
+        for nodeid in nodeids:
+            if "iter-" in nodeid:
+                preset, iteration = preset_iteration(nodeid, self._preset_ids)
+                self._expect((preset, iteration))
+                keys.append(level_key(nodeid, preset if several else None, iteration)[0])
+        self._use_baseline(keys)
+
+    def _expect(self, key: tuple[str, int]) -> None:
+        self.expected[key] = self.expected.get(key, 0) + 1
+
+    def _use_baseline(self, level_keys: list[str]) -> None:
+        baseline = load_baseline(self.config, level_keys)
+        if baseline is not None:
+            self.recorder.use_baseline(baseline)
+
+    def prepare(self) -> None:
+        """Open the result streams of the presets collected (provenance is read now, not on the first level)."""
+        self.recorder.prepare(dict.fromkeys(preset for preset, _ in self.expected))
+
+    # -- the run ----------------------------------------------------------------------------------------
+
+    def add(self, report: object) -> Arrival | None:
+        """Record the Sample *report* carries, if any. Returns an Arrival when it completes an iteration."""
+        sample: Sample | None = getattr(report, SAMPLE_ATTR, None)
+        if sample is None:
+            return None
+        self.recorder.add(sample)
+        key = (sample.preset, sample.iteration)
+        seen = self.seen[key] = self.seen.get(key, 0) + 1
+        if seen != self.expected.get(key):
+            return None
+        progress = self.progress_line(sample.preset, sample.iteration) if self.progress else None
+        decision = self.recorder.sequential_check(sample.preset)
+        stop = None
+        if decision is not None:
+            stop = (
+                f"quantgate --sequential: verdict {decision.decision} for {sample.preset} settled after "
+                f"{decision.iterations} iterations ({decision.reason})"
+            )
+        return Arrival(progress, stop)
+
+    def progress_line(self, preset_id: str, iteration: int) -> str | None:
+        # Iteration scores only: the full aggregate (an interval per level) would be recomputed over the
+        # whole run after every iteration.
+        scores = self.recorder.iteration_scores(preset_id)
+        this = next((it for it in scores if it.iteration == iteration), None)
+        if this is None:
+            return None
+        total = max(k[1] for k in self.expected if k[0] == preset_id)
+        tps = f", {this.tokens_per_s:,.0f} tok/s" if this.tokens_per_s else ""
+        mean = sum(it.percent for it in scores) / len(scores)
+        return (
+            f"quantgate {preset_id} iteration {iteration}/{total}: {this.percent:.1f} % "
+            f"(running mean {mean:.1f} %){tps}"
+        )
+
+    # -- after the last level ---------------------------------------------------------------------------
+
+    def gates(self) -> list[Emitted]:
+        """Every preset's gate outcomes (none when no level reported); QuantgateError for a gate that
+        cannot be evaluated."""
+        if not self.recorder.samples:
+            return []
+        outcomes = self.recorder.evaluate_gates()
+        several = len(outcomes) > 1
+        emitted = []
+        for preset_id, results in outcomes.items():
+            scope = f"{preset_id}::" if several else ""
+            for outcome in results:
+                message = outcome.message if outcome.passed else f"gate[{outcome.id}] failed: {outcome.message}"
+                emitted.append(Emitted(f"{GATE_PREFIX}{scope}gate[{outcome.id}]", outcome.passed, message))
+        return emitted
+
+    def verdicts(self) -> list[Emitted]:
+        """The verdict of every candidate against --baseline, as one more gate outcome each."""
+        if not self.recorder.samples:
+            return []
+        comparisons = self.recorder.compare()
+        baseline = self.recorder.baseline_id
+        return [
+            Emitted(f"{GATE_PREFIX}verdict[{preset_id} vs {baseline}]", comparison.passed, comparison.message)
+            for preset_id, comparison in comparisons.items()
+        ]
+
+    def finish(self, *, interrupted: bool) -> list[Path]:
+        """Write the final result files (an interrupted run never becomes a stored baseline)."""
+        self.written = self.recorder.finish(interrupted=interrupted)
+        return self.written
+
+    def summary(self) -> list[Line]:
+        """The decision table, the comparisons, early stops, the files written and what the store did."""
+        recorder = self.recorder
+        if not recorder.samples:
+            return []
+        from pytest_quantgate.render.terminal import render
+
+        aggs = [recorder.aggregate(pid) for pid in recorder.preset_ids() if recorder.samples.get(pid)]
+        lines = [Line("quantgate decision table", "="), Line(render(aggs, recorder.outcomes))]
+        if recorder.comparisons:
+            from pytest_quantgate.render.comparison import render as render_comparison
+
+            for preset_id, comparison in recorder.comparisons.items():
+                lines.append(Line(f"{preset_id} against the baseline {recorder.baseline_id}", "-"))
+                if recorder.stored_baseline is not None:
+                    lines.append(Line(f"baseline: {recorder.stored_baseline.describe()}"))
+                lines.append(Line(render_comparison(comparison)))
+        for preset_id, decision in recorder.stopped_early.items():
+            lines.append(
+                Line(
+                    f"{preset_id}: stopped early after {decision.iterations} iterations by the sequential test "
+                    f"({decision.decision}: {decision.reason})"
+                )
+            )
+        lines += [Line(f"results: {path}") for path in self.written]
+        lines += [Line(note) for note in recorder.store_notes]
+        return lines
