@@ -203,7 +203,9 @@ def _builtin_metrics() -> dict[str, MetricRef]:
     refs: dict[str, MetricRef] = {}
     for stat in STATS:
         refs[f"score_{stat}"] = MetricRef(f"score_{stat}", "score", stat, True)
+    for stat in STATS:
         refs[f"tps_{stat}"] = MetricRef(f"tps_{stat}", "tps", stat, True)
+    for stat in STATS:
         refs[f"ttft_{stat}_ms"] = MetricRef(f"ttft_{stat}_ms", "ttft", stat, True)
     refs["ttft_first_ms"] = MetricRef("ttft_first_ms", "ttft", "first", True)
     refs["load_s"] = MetricRef("load_s", "load", "value", True)

@@ -1,14 +1,13 @@
-"""pytest glue: options, marks, fixtures and hooks. Everything it calls works without pytest.
+"""pytest glue: options, marks and hooks; the fixtures are in fixtures.py, the controller's hooks in reporting.py.
 
-Data flow: options → presets → one server per preset (session fixture) → ``llm`` fixture → level test →
-sample carried on the test report (so it survives xdist) → controller: results stream, aggregates, gates
-(reported as test outcomes) → decision table and result files.
+Data flow: options → presets → one server per preset → ``llm`` fixture → level test → sample carried on the
+test report (so it survives xdist) → controller: results, gates and verdicts as test outcomes, decision table.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,31 +30,32 @@ from pytest_quantgate.config import (
     WORKER_DIR,
     WORKER_RUN_ID,
 )
+from pytest_quantgate.fixtures import (  # noqa: F401 - pytest finds a plugin's fixtures in its namespace
+    llm,
+    measure,
+    quantgate_iteration,
+    quantgate_preset,
+    quantgate_server,
+)
+from pytest_quantgate.reporting import ControllerHooks, usage
+from pytest_quantgate.stash import (
+    ARTIFACTS_KEY,
+    CONFIG_KEY,
+    CONTROLLER_KEY,
+    LEVEL_KEY,
+    LLM_KEY,
+    MEASURE_KEY,
+    SERVERS_KEY,
+    STARTED_KEY,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterator
+    from collections.abc import Generator
 
-    from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401 - used in StashKey[...]
-    from pytest_quantgate.config import RunConfig  # noqa: F401 - used in StashKey[...]
-    from pytest_quantgate.controller import Controller, Emitted
-    from pytest_quantgate.keys import LevelInfo  # noqa: F401 - used in StashKey[...]
     from pytest_quantgate.levels import LevelSpec
-    from pytest_quantgate.llm import Llm
-    from pytest_quantgate.measures import Measure
-    from pytest_quantgate.presets import Preset
-    from pytest_quantgate.servers import Servers  # noqa: F401 - used in StashKey[...]
-    from pytest_quantgate.sharing import Lease
 
-CONFIG_KEY = pytest.StashKey["RunConfig"]()
-SERVERS_KEY = pytest.StashKey["Servers"]()
-CONTROLLER_KEY = pytest.StashKey["Controller"]()
-LEVEL_KEY = pytest.StashKey["LevelInfo"]()
-LLM_KEY = pytest.StashKey["Llm"]()
-STARTED_KEY = pytest.StashKey[float]()
-ARTIFACTS_KEY = pytest.StashKey["ArtifactWriter"]()
-MEASURE_KEY = pytest.StashKey["Measure"]()
 MISS_PROPERTY = "quantgate_miss"
-T = TypeVar("T")
+
 
 
 # -- options and configuration ------------------------------------------------------------------------
@@ -116,23 +116,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     worker = getattr(config, "workerinput", None)
     xdist = bool(getattr(config.option, "numprocesses", None))
     raw = raw_options(config.getoption, config.getini, rootdir=config.rootpath, worker=worker, xdist=xdist)
-    config.stash[CONFIG_KEY] = run = _usage(run_config, raw)
+    config.stash[CONFIG_KEY] = run = usage(run_config, raw)
     config.stash[SERVERS_KEY] = Servers(run)
     config.stash[ARTIFACTS_KEY] = ArtifactWriter()
     if worker is None:  # the controller: the only process without workerinput
         shown = config.get_verbosity() >= 0 and config.pluginmanager.get_plugin("terminalreporter") is not None
         config.stash[CONTROLLER_KEY] = controller = Controller(run, progress=shown)
-        config.pluginmanager.register(_Controller(config, controller), "quantgate-controller")
-
-
-def _usage(call: Callable[..., T], *args: Any) -> T:
-    """*call*, a QuantgateError becoming a usage error (exit status 4, the message and no traceback)."""
-    from pytest_quantgate.errors import QuantgateError
-
-    try:
-        return call(*args)
-    except QuantgateError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        config.pluginmanager.register(ControllerHooks(config, controller), "quantgate-controller")
 
 
 class _XdistHooks:
@@ -201,95 +191,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
 
-# -- fixtures -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def quantgate_preset(request: pytest.FixtureRequest) -> Preset:
-    """The preset under test (parametrized when several are given)."""
-    run_config = request.config.stash[CONFIG_KEY]
-    if not run_config.presets:
-        pytest.fail(
-            f"this is a quantgate level, and no model was given: run with {OPT_PRESET} NAME "
-            f"(e.g. {OPT_PRESET} tiny-f16; `quantgate presets` lists them) or {OPT_BASE_URL} URL",
-            pytrace=False,
-        )
-    preset_id = getattr(request, "param", run_config.presets[0].id)
-    return run_config.preset(preset_id)
-
-
-@pytest.fixture(scope="session")
-def quantgate_server(request: pytest.FixtureRequest, quantgate_preset: Preset) -> Iterator[Lease]:
-    """The preset's running server: booted on first use, shared by xdist workers, stopped at the end."""
-    from pytest_quantgate.errors import QuantgateError
-
-    servers = request.config.stash[SERVERS_KEY]
-    try:
-        lease = servers.lease(quantgate_preset)
-    except QuantgateError as exc:
-        failure = str(exc)
-    else:
-        failure = ""
-    if failure:  # outside the except block: no "During handling..." repetition of the message
-        pytest.fail(failure, pytrace=False)
-    try:
-        yield lease
-    finally:
-        servers.release(quantgate_preset.id)
-
-
-@pytest.fixture
-def quantgate_iteration(request: pytest.FixtureRequest) -> int:
-    """The iteration this level run belongs to (1-based)."""
-    return int(getattr(request, "param", 1))
-
-
-@pytest.fixture
-def llm(
-    request: pytest.FixtureRequest,
-    quantgate_server: Lease,
-    quantgate_preset: Preset,
-    quantgate_iteration: int,
-) -> Llm:
-    """Ask the preset's model: ``llm.chat(prompt)`` / ``llm.complete(prompt)`` → Completion."""
-    from pytest_quantgate.errors import QuantgateError
-    from pytest_quantgate.llm import Llm
-
-    try:
-        quantgate_server.check_alive()
-    except QuantgateError as exc:
-        failure = str(exc)
-    else:
-        failure = ""
-    if failure:
-        pytest.fail(failure, pytrace=False)
-    servers = request.config.stash[SERVERS_KEY]
-    info = request.node.stash.get(LEVEL_KEY, None)
-    handle = Llm(
-        servers.client(quantgate_preset),
-        quantgate_preset,
-        iteration=quantgate_iteration,
-        max_tokens=info.spec.max_tokens if info else None,
-        timeout_s=info.spec.timeout_s if info else None,
-        before_request=quantgate_server.check_alive,
-    )
-    request.node.stash[LLM_KEY] = handle
-    return handle
-
-
-@pytest.fixture
-def measure(request: pytest.FixtureRequest) -> Measure:
-    """Record a named measurement in this level run: ``measure("chars_per_s", 41.5, unit="chars/s")``.
-
-    Aggregated over iterations, gated as ``chars_per_s_mean >= 40`` and compared against a baseline.
-    """
-    from pytest_quantgate.measures import Measure
-
-    recorder = Measure()
-    request.node.stash[MEASURE_KEY] = recorder
-    return recorder
-
-
 # -- running: samples ride on reports ----------------------------------------------------------------
 
 
@@ -330,6 +231,7 @@ def pytest_runtest_makereport(
         completions=[ex.completion for ex in exchanges],
         memory=item.config.stash[SERVERS_KEY].memory(preset_id),
         measures=measured.recorded if measured is not None else (),
+        items=measured.items if measured is not None else (),
     )
     # The Sample itself: turned into a dict only when the report leaves the process (xdist, report logs).
     setattr(report, SAMPLE_ATTR, sample)
@@ -370,83 +272,6 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     if report.when == "call" and any(name == MISS_PROPERTY for name, _ in report.user_properties):
         return "missed", "m", ("MISSED", {"yellow": True})
     return None
-
-
-# -- the controller: pytest's side of controller.Controller ------------------------------------------
-
-
-class _Controller:
-    """Controller-only hooks, registered per config so that hooks which receive no config still reach this
-    run's Controller. They hand it what pytest collected and reported, and act on its answers."""
-
-    def __init__(self, config: pytest.Config, controller: Controller) -> None:
-        self.config = config
-        self.controller = controller
-        self.session: pytest.Session | None = None
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.session = session
-        items = [item for item in session.items if LEVEL_KEY in item.stash]
-        _usage(self.controller.collected, [(item.nodeid, item.stash[LEVEL_KEY].key) for item in items])
-        if not self.config.option.collectonly:
-            self.controller.prepare()
-
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        _usage(self.controller.collected_ids, ids)
-
-    @pytest.hookimpl(trylast=True)  # after the terminal has written the test's status
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        arrival = self.controller.add(report)
-        if arrival is None:
-            return
-        if arrival.progress and (reporter := self.config.pluginmanager.get_plugin("terminalreporter")):
-            reporter.ensure_newline()
-            reporter.write_line(arrival.progress)
-        if arrival.stop and self.session is not None:
-            self.session.shouldstop = arrival.stop
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        result = yield
-        for outcomes in (self.controller.gates, self.controller.verdicts):
-            emitted = _usage(outcomes)
-            # Outcomes of the session, not collected items: counted so that progress ends at 100 %.
-            session.testscollected += len(emitted)
-            for outcome in emitted:
-                _emit(session, outcome)
-        return result
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # Stopped early (Ctrl-C, -x/--maxfail, --sequential): incomplete, so it never becomes a stored baseline.
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail)
-        self.controller.finish(interrupted=interrupted)
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        for line in self.controller.summary():
-            if line.sep:
-                terminalreporter.write_sep(line.sep, line.text)
-            else:
-                terminalreporter.write_line(line.text)
-
-
-def _emit(session: pytest.Session, outcome: Emitted) -> None:
-    """Report a session-level outcome (gate, verdict) as a test: terminal, JUnit XML, exit status."""
-    hook, nodeid, message = session.config.hook, outcome.nodeid, outcome.message
-    location = ("quantgate", None, nodeid)
-    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-    for when in ("setup", "call", "teardown"):
-        failed = when == "call" and not outcome.passed
-        report = pytest.TestReport(
-            nodeid=nodeid,
-            location=location,
-            keywords={"quantgate_gate": 1},
-            outcome="failed" if failed else "passed",
-            longrepr=message if failed else None,
-            when=when,
-            user_properties=[("quantgate_gate", message)] if when == "call" else [],
-        )
-        hook.pytest_runtest_logreport(report=report)
 
 
 @pytest.hookimpl(trylast=True)

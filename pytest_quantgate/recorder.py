@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from pytest_quantgate.inference import SequentialDecision, SequentialTest
     from pytest_quantgate.keys import LevelInfo
     from pytest_quantgate.levels import Outcome
-    from pytest_quantgate.measures import Measurement
+    from pytest_quantgate.measures import ItemOutcome, Measurement
     from pytest_quantgate.presets import Preset
 
 
@@ -98,6 +98,7 @@ def level_sample(
     completions: Iterable[Completion] = (),
     memory: tuple[float | None, float | None, str | None] = (None, None, None),
     measures: Iterable[Measurement] = (),
+    items: Iterable[ItemOutcome] = (),
 ) -> Sample:
     """The Sample of one level run, from what its report says. *report_text* (pytest's longreprtext) is
     called only for a failure without an exception, so a passing level never renders one."""
@@ -118,6 +119,7 @@ def level_sample(
         memory_source=source,
         gates=level.gates,
         measures=tuple(measures),
+        items=tuple(items),
     )
 
 

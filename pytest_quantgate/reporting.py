@@ -1,0 +1,102 @@
+"""pytest's side of :class:`~pytest_quantgate.controller.Controller`: it hands the controller what pytest
+collected and reported, writes progress lines and the decision table, stops the session when the sequential
+test has decided, and reports gates and verdicts as test outcomes (terminal, JUnit XML, exit status)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from pytest_quantgate.stash import LEVEL_KEY
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+    from pytest_quantgate.controller import Controller, Emitted
+
+T = TypeVar("T")
+
+
+def usage(call: Callable[..., T], *args: Any) -> T:
+    """*call*, a QuantgateError becoming a usage error (exit status 4, the message and no traceback)."""
+    from pytest_quantgate.errors import QuantgateError
+
+    try:
+        return call(*args)
+    except QuantgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+class ControllerHooks:
+    """Controller-only hooks, registered per config so that hooks which receive no config still reach this
+    run's Controller. They hand it what pytest collected and reported, and act on its answers."""
+
+    def __init__(self, config: pytest.Config, controller: Controller) -> None:
+        self.config = config
+        self.controller = controller
+        self.session: pytest.Session | None = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.session = session
+        items = [item for item in session.items if LEVEL_KEY in item.stash]
+        usage(self.controller.collected, [(item.nodeid, item.stash[LEVEL_KEY].key) for item in items])
+        if not self.config.option.collectonly:
+            self.controller.prepare()
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        usage(self.controller.collected_ids, ids)
+
+    @pytest.hookimpl(trylast=True)  # after the terminal has written the test's status
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        arrival = self.controller.add(report)
+        if arrival is None:
+            return
+        if arrival.progress and (reporter := self.config.pluginmanager.get_plugin("terminalreporter")):
+            reporter.ensure_newline()
+            reporter.write_line(arrival.progress)
+        if arrival.stop and self.session is not None:
+            self.session.shouldstop = arrival.stop
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        result = yield
+        for outcomes in (self.controller.gates, self.controller.verdicts):
+            emitted = usage(outcomes)
+            # Outcomes of the session, not collected items: counted so that progress ends at 100 %.
+            session.testscollected += len(emitted)
+            for outcome in emitted:
+                _emit(session, outcome)
+        return result
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Stopped early (Ctrl-C, -x/--maxfail, --sequential): incomplete, so it never becomes a stored baseline.
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail)
+        self.controller.finish(interrupted=interrupted)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for line in self.controller.summary():
+            if line.sep:
+                terminalreporter.write_sep(line.sep, line.text)
+            else:
+                terminalreporter.write_line(line.text)
+
+
+def _emit(session: pytest.Session, outcome: Emitted) -> None:
+    """Report a session-level outcome (gate, verdict) as a test: terminal, JUnit XML, exit status."""
+    hook, nodeid, message = session.config.hook, outcome.nodeid, outcome.message
+    location = ("quantgate", None, nodeid)
+    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+    for when in ("setup", "call", "teardown"):
+        failed = when == "call" and not outcome.passed
+        report = pytest.TestReport(
+            nodeid=nodeid,
+            location=location,
+            keywords={"quantgate_gate": 1},
+            outcome="failed" if failed else "passed",
+            longrepr=message if failed else None,
+            when=when,
+            user_properties=[("quantgate_gate", message)] if when == "call" else [],
+        )
+        hook.pytest_runtest_logreport(report=report)
