@@ -187,7 +187,8 @@ class ServerProcess:
         """SIGTERM the process group, wait, SIGTERM again, then SIGKILL. Returns the exit code.
 
         llama-server has been seen to ignore the first SIGTERM after a client abandoned a stream, so a
-        second one is sent before resorting to SIGKILL.
+        second one is sent before resorting to SIGKILL. Each SIGTERM is followed by a SIGCONT: a stopped
+        server (SIGSTOP, a debugger) would otherwise keep it pending until the SIGKILL.
         """
         for sig, wait in (
             (signal.SIGTERM, grace_s / 2),
@@ -197,6 +198,7 @@ class ServerProcess:
             if self._proc.poll() is not None:
                 break
             _signal_group(self._proc.pid, sig)
+            _signal_group(self._proc.pid, signal.SIGCONT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=wait)
         # The leader may be gone while children of its group linger; they go too.
@@ -218,6 +220,7 @@ def stop_group(pid: int, grace_s: float = 5.0) -> None:
         if not _group_exists(pid):
             return
         _signal_group(pid, sig)
+        _signal_group(pid, signal.SIGCONT)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and _group_exists(pid):
             time.sleep(0.05)
