@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from pytest_quantgate.presets import Preset
 
 LOG_TAIL_LINES = 30
+# How long a server that just let a request time out gets to answer its health endpoint. A live
+# llama-server answers /health from its HTTP thread in milliseconds, even while every slot is busy; a
+# stopped or wedged process does not answer at all.
+PROBE_TIMEOUT_S = 5.0
 # Readiness is polled this often: a refused connect on loopback costs microseconds, and the figure that
 # matters (delay between "can answer" and "first request") is bounded by this interval.
 _POLL_S = 0.005
@@ -62,6 +66,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def probe(url: str, *, timeout_s: float = PROBE_TIMEOUT_S, api_key: str | None = None) -> str | None:
+    """None if *url* answers anything at all within *timeout_s*, else what went wrong (for a message).
+
+    Any HTTP status counts as an answer: the question is whether the process still serves requests, not
+    whether it likes this one (an attached server may well have no health endpoint).
+    """
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers) as client:
+            client.get(url)
+    except httpx.TimeoutException as exc:
+        return f"no answer within {timeout_s:g} s ({type(exc).__name__})"
+    except httpx.TransportError as exc:
+        return f"no answer: {exc!r}"
+    return None
 
 
 def read_log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
