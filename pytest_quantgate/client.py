@@ -306,6 +306,11 @@ def _sse_events(lines: Iterator[str], path: str) -> Iterator[dict[str, Any]]:
             continue  # comments, event names, keep-alives
         payload = line[5:].strip()
         if payload == "[DONE]":
+            # Read the body to its end: a stream left unfinished is closed by the garbage collector's
+            # finalizer, where a Ctrl-C that lands is dropped ("Exception ignored in ...") and the run goes
+            # on; and its connection is closed instead of kept alive.
+            for _ in lines:
+                pass
             return
         try:
             event = json.loads(payload)
