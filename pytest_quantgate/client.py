@@ -6,6 +6,7 @@ Per request: client-side TTFT (first streamed token), wall time, token counts, a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -315,7 +316,8 @@ class Client:
         events = 0
         last = ""
         done = False
-        for line in _lines(response, deadline):
+        lines = _lines(response, deadline)
+        for line in lines:
             if not line.startswith("data:"):
                 if line:
                     last = line
@@ -324,6 +326,12 @@ class Client:
             payload = line[5:].strip()
             if payload == "[DONE]":
                 done = True
+                # Read the body to its end: a stream left unfinished is closed by the garbage collector's
+                # finalizer, where a Ctrl-C that lands is dropped ("Exception ignored in ...") and the run
+                # goes on; and its connection would be closed instead of kept alive.
+                with contextlib.suppress(_PastDeadline):  # the answer is whole; only what trails it is late
+                    for _ in lines:
+                        pass
                 break
             try:
                 event = json.loads(payload)

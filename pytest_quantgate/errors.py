@@ -31,6 +31,10 @@ class ServerDiedError(ServerError):
     """The server process ended while the run still needed it."""
 
 
+class ServerUnresponsiveError(ServerError):
+    """The server process is still there but stopped answering (stopped, wedged, deadlocked)."""
+
+
 class ClientError(QuantgateError):
     """A request failed: HTTP error status, a malformed answer or one of the wrong shape, or a
     :class:`ClientTransportError`."""

@@ -86,6 +86,7 @@ def llm(
         max_tokens=info.spec.max_tokens if info else None,
         timeout_s=info.spec.timeout_s if info else None,
         before_request=quantgate_server.check_alive,
+        after_timeout=quantgate_server.check_answering,
     )
     request.node.stash[LLM_KEY] = handle
     return handle

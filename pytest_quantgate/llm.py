@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from pytest_quantgate.errors import ClientError, ClientTimeoutError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -35,7 +40,11 @@ class Llm:
         max_tokens: int | None = None,
         timeout_s: float | None = None,
         before_request: Callable[[], None] | None = None,
+        after_timeout: Callable[[float], None] | None = None,
     ) -> None:
+        """*before_request* runs before every request and may raise to fail it unsent (a dead server).
+        *after_timeout* runs when a request timed out, with the time it was sent (seconds since the
+        epoch), and may raise to say why (a server that stopped answering)."""
         self.preset = preset
         self.iteration = iteration
         self.exchanges: list[Exchange] = []
@@ -43,6 +52,7 @@ class Llm:
         self._max_tokens = max_tokens
         self._timeout_s = timeout_s
         self._before = before_request
+        self._after_timeout = after_timeout
 
     @property
     def base_url(self) -> str:
@@ -65,10 +75,21 @@ class Llm:
         params.setdefault("max_tokens", self._max_tokens)
         if self._timeout_s is not None:
             params.setdefault("timeout_s", self._timeout_s)
-        if kind == "chat":
-            completion = self._client.chat(prompt, **params)
-        else:
-            assert isinstance(prompt, str), "complete() takes a prompt string; use chat() for messages"
-            completion = self._client.complete(prompt, **params)
+        sent_at = time.time()
+        try:
+            if kind == "chat":
+                completion = self._client.chat(prompt, **params)
+            else:
+                assert isinstance(prompt, str), "complete() takes a prompt string; use chat() for messages"
+                completion = self._client.complete(prompt, **params)
+        except ClientError as exc:
+            if self._after_timeout is not None and timed_out(exc):
+                self._after_timeout(sent_at)
+            raise
         self.exchanges.append(Exchange(kind, prompt, dict(params), completion))
         return completion
+
+
+def timed_out(exc: ClientError) -> bool:
+    """Whether *exc* says that the request ran out of time (its whole-request deadline, or a read)."""
+    return isinstance(exc, ClientTimeoutError) or isinstance(exc.__cause__, httpx.TimeoutException)

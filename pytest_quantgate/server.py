@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from pytest_quantgate.presets import Preset
 
 LOG_TAIL_LINES = 30
+# How long a server that just let a request time out gets to answer its health endpoint. A live
+# llama-server answers /health from its HTTP thread in milliseconds, even while every slot is busy; a
+# stopped or wedged process does not answer at all.
+PROBE_TIMEOUT_S = 5.0
 # Readiness is polled this often: a refused connect on loopback costs microseconds, and the figure that
 # matters (delay between "can answer" and "first request") is bounded by this interval.
 _POLL_S = 0.005
@@ -64,6 +68,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def probe(url: str, *, timeout_s: float = PROBE_TIMEOUT_S, api_key: str | None = None) -> str | None:
+    """None if *url* answers anything at all within *timeout_s*, else what went wrong (for a message).
+
+    Any HTTP status counts as an answer: the question is whether the process still serves requests, not
+    whether it likes this one (an attached server may well have no health endpoint).
+    """
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers) as client:
+            client.get(url)
+    except httpx.TimeoutException as exc:
+        return f"no answer within {timeout_s:g} s ({type(exc).__name__})"
+    except httpx.TransportError as exc:
+        return f"no answer: {exc!r}"
+    return None
 
 
 def read_log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -190,7 +211,8 @@ class ServerProcess:
         """SIGTERM the process group, wait, SIGTERM again, then SIGKILL. Returns the exit code.
 
         llama-server has been seen to ignore the first SIGTERM after a client abandoned a stream, so a
-        second one is sent before resorting to SIGKILL.
+        second one is sent before resorting to SIGKILL. Each SIGTERM is followed by a SIGCONT: a stopped
+        server (SIGSTOP, a debugger) would otherwise keep it pending until the SIGKILL.
         """
         for sig, wait in (
             (signal.SIGTERM, grace_s / 2),
@@ -200,6 +222,7 @@ class ServerProcess:
             if self._proc.poll() is not None:
                 break
             _signal_group(self._proc.pid, sig)
+            _signal_group(self._proc.pid, signal.SIGCONT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=wait)
         # The leader may be gone while children of its group linger; they go too.
@@ -221,6 +244,7 @@ def stop_group(pid: int, grace_s: float = 5.0) -> None:
         if not _group_exists(pid):
             return
         _signal_group(pid, sig)
+        _signal_group(pid, signal.SIGCONT)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and _group_exists(pid):
             time.sleep(0.05)

@@ -26,7 +26,7 @@ class Servers:
         if preset.id not in self._leases:
             if preset.driver == "external":
                 assert preset.base_url is not None
-                lease = attach(preset.base_url)
+                lease = attach(preset.base_url, preset)
             else:
                 lease = acquire(preset, self.config.preset_dir(preset.id), shared=self.config.shared)
             self._leases[preset.id] = lease

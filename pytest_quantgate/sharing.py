@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 from filelock import FileLock
 
 from pytest_quantgate.credentials import redact
-from pytest_quantgate.errors import ServerDiedError, ServerStartError
-from pytest_quantgate.server import ServerProcess, read_log_tail, spec_for, stop_group
+from pytest_quantgate.errors import ServerDiedError, ServerError, ServerStartError, ServerUnresponsiveError
+from pytest_quantgate.server import PROBE_TIMEOUT_S, ServerProcess, probe, read_log_tail, spec_for, stop_group
 
 if TYPE_CHECKING:
     from pytest_quantgate.presets import Preset
@@ -41,14 +42,33 @@ class ServerInfo:
 
 
 class Lease:
-    """A reference to a running server. :meth:`release` exactly once."""
+    """A reference to a running server. :meth:`release` exactly once.
 
-    def __init__(self, info: ServerInfo, state_dir: Path | None, owned: ServerProcess | None) -> None:
+    A lease also knows when its server has failed (ended, or stopped answering) and from then on fails
+    every request at once. The first failure of a preset in the run carries the server's log tail; the
+    later ones, in this process or in any other of the run, refer to it instead of repeating it.
+    """
+
+    def __init__(
+        self,
+        info: ServerInfo,
+        state_dir: Path | None,
+        owned: ServerProcess | None,
+        *,
+        preset_id: str | None = None,
+        health_path: str = "/health",
+        api_key: str | None = None,
+        probe_timeout_s: float = PROBE_TIMEOUT_S,
+    ) -> None:
         self.info = info
+        self.preset_id = preset_id
         self._state_dir = state_dir
         self._owned = owned
+        self._health_path = health_path
+        self._api_key = api_key
+        self._probe_timeout_s = probe_timeout_s
         self._released = False
-        self._dead_message: str | None = None
+        self._failure: tuple[type[ServerError], str] | None = None  # raised before every later request
 
     @property
     def base_url(self) -> str:
@@ -65,17 +85,69 @@ class Lease:
             return False
 
     def check_alive(self) -> None:
-        """Raise ServerDiedError with the server's log tail once the process is gone (and ever after)."""
-        if self._dead_message is None and not self.alive():
-            log = Path(self.info.log) if self.info.log else None
-            tail = read_log_tail(log) if log else ""
-            self._dead_message = (
-                f"the server (pid {self.info.pid}, {self.info.base_url}) is no longer running; the "
-                f"remaining levels of this preset fail at once\n  command: {' '.join(self.info.argv)}\n"
-                f"  log: {self.info.log}\n--- last lines of the server log ---\n{tail}"
-            )
-        if self._dead_message is not None:
-            raise ServerDiedError(self._dead_message)
+        """Raise ServerDiedError once the process is gone, ServerUnresponsiveError once it was found not
+        answering (:meth:`check_answering`); either ever after. Cheap: called before every request."""
+        if self._failure is None and not self.alive():
+            self._fail(ServerDiedError, f"{self._who()} is no longer running")
+        if self._failure is not None:
+            kind, message = self._failure
+            raise kind(message)
+
+    def check_answering(self, sent_at: float) -> None:
+        """After a request sent at *sent_at* (seconds since the epoch) timed out: does the server still
+        answer? Probe its health endpoint with a short deadline; if it does not answer, raise
+        ServerUnresponsiveError, and the preset's remaining levels fail at once instead of each waiting out
+        its own timeout. A server that answers was merely slow: nothing is raised."""
+        self.check_alive()
+        if self._state_dir is not None:  # another process of the run may have found out already
+            self._adopt(_read(self._state_dir).get("failure"))
+            self.check_alive()
+        url = self.base_url + self._health_path
+        problem = probe(url, timeout_s=self._probe_timeout_s, api_key=self._api_key)
+        if problem is None:
+            return
+        since = time.strftime("%H:%M:%S", time.localtime(sent_at))
+        what = f"a request sent then timed out, and GET {url} got {problem}"
+        self._fail(ServerUnresponsiveError, f"{self._who()} has not answered since {since}: {what}")
+
+    def _who(self) -> str:
+        if self.info.pid is None:
+            return f"the server at {self.base_url}"
+        return f"the server (pid {self.info.pid}, {self.base_url})"
+
+    def _fail(self, kind: type[ServerError], headline: str) -> NoReturn:
+        """Record the failure (once per preset in the run) and raise it: with the log tail if this is the
+        first report of it, else referring to the first."""
+        if self._state_dir is not None:
+            with _lock(self._state_dir):
+                state = _read(self._state_dir)
+                recorded = state.get("failure")
+                if not recorded:
+                    state["failure"] = {"kind": kind.__name__, "headline": headline}
+                    _write(self._state_dir, state)
+            if recorded:
+                self._adopt(recorded)
+                self.check_alive()
+        self._adopt({"kind": kind.__name__, "headline": headline})
+        where = f"preset {self.preset_id!r}: " if self.preset_id else ""
+        message = f"{where}{headline}; the remaining levels of this preset fail at once"
+        if self.info.argv:
+            message += f"\n  command: {shlex.join(self.info.argv)}"
+        if self.info.log:
+            log = Path(self.info.log)
+            message += f"\n  log: {log}\n--- last lines of the server log ---\n{read_log_tail(log)}"
+        raise kind(message)
+
+    def _adopt(self, recorded: object) -> None:
+        """Take on a failure recorded earlier (by this lease or another process), in its short form."""
+        if self._failure is not None or not isinstance(recorded, dict):
+            return
+        kind = _FAILURES.get(str(recorded.get("kind")), ServerDiedError)
+        where = f"preset {self.preset_id!r}: " if self.preset_id else ""
+        message = f"{where}{recorded.get('headline')}; the remaining levels of this preset fail at once"
+        if self.info.log:
+            message += f"\n  log: {self.info.log} (its last lines are shown with this preset's first failure)"
+        self._failure = (kind, message)
 
     def release(self) -> None:
         if self._released:
@@ -95,21 +167,44 @@ class Lease:
             _write(self._state_dir, state)
 
 
-def attach(base_url: str) -> Lease:
+_FAILURES: dict[str, type[ServerError]] = {
+    ServerDiedError.__name__: ServerDiedError,
+    ServerUnresponsiveError.__name__: ServerUnresponsiveError,
+}
+
+
+def attach(base_url: str, preset: Preset | None = None) -> Lease:
     """A lease on a server someone else runs (``--base-url`` or a preset with driver ``external``)."""
     info = ServerInfo(base_url=base_url.rstrip("/"), pid=None, load_s=None, log=None, argv=(), attached=True)
-    return Lease(info, None, None)
+    if preset is None:
+        return Lease(info, None, None)
+    return Lease(info, None, None, preset_id=preset.id, health_path=preset.health_endpoint, api_key=preset.api_key())
 
 
-def acquire(preset: Preset, state_dir: Path, *, shared: bool) -> Lease:
+def acquire(preset: Preset, state_dir: Path, *, shared: bool, probe_timeout_s: float = PROBE_TIMEOUT_S) -> Lease:
     """Start *preset*'s server, or take a reference to the one another process of this run started.
 
     *shared* (under xdist) leaves the server free of the starting process's lifetime: that worker may
     finish before the others. Unshared, the kernel kills the server if this process dies uncleanly.
+    *probe_timeout_s* is how long the server gets to answer its health endpoint after a request timed out.
     """
     if preset.driver == "external":
         assert preset.base_url is not None  # the preset model requires it for this driver
-        return attach(preset.base_url)
+        return attach(preset.base_url, preset)
+
+    def lease(state: dict[str, Any], owned: ServerProcess | None) -> Lease:
+        made = Lease(
+            _info(state),
+            state_dir,
+            owned,
+            preset_id=preset.id,
+            health_path=preset.health_endpoint,
+            api_key=preset.api_key(),
+            probe_timeout_s=probe_timeout_s,
+        )
+        made._adopt(state.get("failure"))  # a server found failed before this process came: fail at once
+        return made
+
     state_dir.mkdir(parents=True, exist_ok=True)
     with _lock(state_dir):
         state = _read(state_dir)
@@ -118,7 +213,7 @@ def acquire(preset: Preset, state_dir: Path, *, shared: bool) -> Lease:
         if state and not state.get("stopped"):
             state["refcount"] = int(state.get("refcount", 0)) + 1
             _write(state_dir, state)
-            return Lease(_info(state), state_dir, None)
+            return lease(state, None)
         spec = spec_for(preset)
         try:
             proc = ServerProcess.start(spec, state_dir / "server.log", tie_to_parent=not shared)
@@ -137,7 +232,7 @@ def acquire(preset: Preset, state_dir: Path, *, shared: bool) -> Lease:
             "started_at": time.time(),
         }
         _write(state_dir, state)
-        return Lease(_info(state), state_dir, proc)
+        return lease(state, proc)
 
 
 def read_info(state_dir: Path) -> ServerInfo | None:

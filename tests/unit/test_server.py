@@ -6,8 +6,10 @@ under test is about processes, ports and signals, which they exercise for real.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import socket
 import sys
 import time
@@ -18,7 +20,15 @@ import pytest
 
 from pytest_quantgate.errors import InstallError, PresetError, ServerDiedError, ServerStartError
 from pytest_quantgate.presets import Preset
-from pytest_quantgate.server import ServerProcess, ServerSpec, free_port, read_log_tail, spec_for, stop_group
+from pytest_quantgate.server import (
+    ServerProcess,
+    ServerSpec,
+    free_port,
+    probe,
+    read_log_tail,
+    spec_for,
+    stop_group,
+)
 
 FAKE = Path(__file__).parents[1] / "peers" / "fake_server.py"
 
@@ -159,6 +169,41 @@ def test_children_in_the_process_group_are_killed_too(tmp_path: Path) -> None:
     # The child ignores SIGTERM and outlives its parent; the final SIGKILL to the group takes it.
     assert wait_for(lambda: gone(child))
     assert gone(server.pid)
+
+
+def test_a_stopped_server_is_continued_so_that_it_obeys_sigterm(tmp_path: Path) -> None:
+    # A SIGSTOPped server keeps a SIGTERM pending until it runs again: without SIGCONT the ladder would end
+    # in SIGKILL (code -9) after the whole grace period, the server's own shutdown never run.
+    port = free_port()
+    server = ServerProcess.start(spec(fake_argv(port), port), tmp_path / "s.log")
+    os.kill(server.pid, signal.SIGSTOP)
+    assert wait_for(lambda: psutil.Process(server.pid).status() == psutil.STATUS_STOPPED)
+    assert server.stop(grace_s=4.0) == 0
+    assert "exiting on SIGTERM 1" in server.log_tail()
+
+
+def test_stop_group_continues_a_stopped_server_too(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerProcess.start(spec(fake_argv(port), port), tmp_path / "s.log")
+    os.kill(server.pid, signal.SIGSTOP)
+    assert wait_for(lambda: psutil.Process(server.pid).status() == psutil.STATUS_STOPPED)
+    stop_group(server.pid, grace_s=4.0)
+    assert gone(server.pid)
+    assert server.returncode == 0
+
+
+def test_probe_tells_a_server_that_answers_from_one_that_does_not(tmp_path: Path) -> None:
+    port = free_port()
+    assert probe(f"http://127.0.0.1:{port}/health", timeout_s=1.0).startswith("no answer: ConnectError(")
+    with ServerProcess.start(spec(fake_argv(port), port), tmp_path / "s.log") as server:
+        assert probe(f"{server.base_url}/health", timeout_s=1.0) is None
+        assert probe(f"{server.base_url}/no-such-path", timeout_s=1.0) is None  # a 404 is an answer too
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            assert probe(f"{server.base_url}/health", timeout_s=1.0) == "no answer within 1 s (ReadTimeout)"
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert probe(f"{server.base_url}/health", timeout_s=1.0) is None
 
 
 def test_check_alive_raises_with_the_log_once_the_server_is_gone(tmp_path: Path) -> None:

@@ -7,18 +7,28 @@ port, so the lock, the state file and the stop ladder all run for real.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import psutil
 import pytest
 
-from pytest_quantgate.errors import ServerDiedError, ServerStartError
+from pytest_quantgate.client import Client
+from pytest_quantgate.errors import ClientError, ServerDiedError, ServerStartError, ServerUnresponsiveError
+from pytest_quantgate.llm import Llm
 from pytest_quantgate.presets import Preset
-from pytest_quantgate.sharing import STATE, acquire, attach, read_info, reap
+from pytest_quantgate.sharing import STATE, Lease, acquire, attach, read_info, reap
+
+if TYPE_CHECKING:
+    from peers.broken_server import BrokenPeer
 
 FAKE = Path(__file__).parents[1] / "peers" / "fake_server.py"
 REPO = Path(__file__).parents[2]
@@ -127,9 +137,9 @@ def test_a_start_failure_is_recorded_so_the_next_acquire_fails_at_once(tmp_path:
     assert (tmp_path / "server.log").read_text() == log_before  # nothing was started the second time
 
 
-def test_a_dead_server_fails_every_later_check_with_its_log(tmp_path: Path) -> None:
+def test_a_dead_server_fails_every_later_check_showing_its_log_once(tmp_path: Path) -> None:
     owner = acquire(fake_preset(), tmp_path, shared=False)
-    other = acquire(fake_preset(), tmp_path, shared=False)
+    other = acquire(fake_preset(), tmp_path, shared=False)  # as another xdist worker would hold it
     try:
         owner.check_alive()
         other.check_alive()
@@ -137,17 +147,116 @@ def test_a_dead_server_fails_every_later_check_with_its_log(tmp_path: Path) -> N
         deadline = time.monotonic() + 5
         while other.alive() and time.monotonic() < deadline:
             time.sleep(0.02)
-        for lease in (owner, other):
+        messages = []
+        for lease in (owner, other, owner, other, owner):  # and ever after
             with pytest.raises(ServerDiedError) as info:
                 lease.check_alive()
-            message = str(info.value)
-            assert f"the server (pid {owner.info.pid}, {owner.base_url}) is no longer running" in message
-            assert "listening on 127.0.0.1" in message  # the log tail
-        with pytest.raises(ServerDiedError):
-            other.check_alive()  # and ever after
+            messages.append(str(info.value))
+        head = f"preset 'fake': the server (pid {owner.info.pid}, {owner.base_url}) is no longer running; the remaining"
+        assert all(m.startswith(head) for m in messages), messages
+        # The log tail once per preset in the run (a dead server's 191 failed levels once showed it 191 times);
+        # every later failure says where it is.
+        assert sum("listening on 127.0.0.1" in m for m in messages) == 1
+        assert "--- last lines of the server log ---\nlistening on 127.0.0.1" in messages[0]
+        for later in messages[1:]:
+            assert later.endswith(f"\n  log: {tmp_path / 'server.log'} (its last lines are shown with this preset's "
+                                  "first failure)")  # fmt: skip
+        assert state(tmp_path)["failure"]["kind"] == "ServerDiedError"
     finally:
         other.release()
         owner.release()
+
+
+def llm_on(lease: Lease, sent: list[httpx.Request], *, stream: bool = False) -> Llm:
+    """An ``llm`` as the fixture builds it, over a transport that counts the requests sent."""
+
+    class Counting(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return super().handle_request(request)
+
+    client = Client(lease.base_url, timeout_s=1.0, stream=stream, transport=Counting())
+    return Llm(
+        client, fake_preset(), iteration=1, before_request=lease.check_alive, after_timeout=lease.check_answering
+    )
+
+
+def test_a_server_that_stops_answering_fails_the_remaining_requests_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real process stopped with SIGSTOP, as a wedged server is: it keeps its port (the kernel still accepts
+    # connections) and answers nothing.
+    owner = acquire(fake_preset(), tmp_path, shared=False, probe_timeout_s=1.0)
+    other = acquire(fake_preset(), tmp_path, shared=False)  # another worker's lease on the same server
+    pid = owner.info.pid
+    assert pid is not None
+    late: Lease | None = None
+    sent: list[httpx.Request] = []
+    llm = llm_on(owner, sent)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        before = time.time()
+        with pytest.raises(ServerUnresponsiveError) as first:
+            llm.complete("copy abc=")
+        message = str(first.value)
+        assert isinstance(first.value.__context__, ClientError)  # the request's own timeout, kept in the chain
+        match = re.match(
+            rf"preset 'fake': the server \(pid {pid}, {re.escape(owner.base_url)}\) has not answered since "
+            rf"(\d\d:\d\d:\d\d): a request sent then timed out, and GET {re.escape(owner.base_url)}/health got no "
+            r"answer within 1 s \(ReadTimeout\); the remaining levels of this preset fail at once\n",
+            message,
+        )
+        assert match is not None, message
+        after = time.time()
+        assert match[1] in {time.strftime("%H:%M:%S", time.localtime(t)) for t in range(int(before), int(after) + 1)}
+        assert "--- last lines of the server log ---\nlistening on 127.0.0.1" in message
+        assert len(sent) == 1
+        for _ in range(3):  # the remaining levels: no request sent, so none waits out a timeout
+            with pytest.raises(ServerUnresponsiveError) as later:
+                llm.complete("copy abc=")
+            assert str(later.value).startswith(message.partition("\n")[0])
+            assert "listening on" not in str(later.value)
+        assert len(sent) == 1
+        # Another process whose own request timed out takes the finding over without probing again.
+        monkeypatch.setattr("pytest_quantgate.sharing.probe", lambda *a, **k: pytest.fail("probed twice"))
+        with pytest.raises(ServerUnresponsiveError) as adopted:
+            other.check_answering(time.time())
+        assert str(adopted.value) == str(later.value)
+        # A process that joins the run afterwards fails at once too.
+        late = acquire(fake_preset(), tmp_path, shared=False)
+        with pytest.raises(ServerUnresponsiveError):
+            late.check_alive()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        for lease in (late, other, owner):
+            if lease is not None:
+                lease.release()
+    assert gone(pid)
+
+
+def test_a_timeout_on_a_server_that_still_answers_is_only_that_request_s_failure(broken_peer: BrokenPeer) -> None:
+    # The loopback peer's "stall" mode stands in for a model slower than the timeout (a real server cannot be
+    # made that slow on demand); it still answers GET requests.
+    preset = Preset(id="slow", name="slow", driver="external", source=None, base_url=broken_peer.url("stall"))
+    lease = attach(broken_peer.url("stall"), preset)
+    sent: list[httpx.Request] = []
+    llm = llm_on(lease, sent, stream=True)  # the peer stalls streams
+    with pytest.raises(ClientError, match="timed out") as info:
+        llm.complete("copy abc=")
+    assert not isinstance(info.value, ServerUnresponsiveError)
+    lease.check_alive()  # not failed: the next level asks again
+    with pytest.raises(ClientError, match="timed out"):
+        llm.complete("copy abc=")
+    assert len(sent) == 2
+
+
+def test_other_client_errors_do_not_probe_the_server(broken_peer: BrokenPeer) -> None:
+    probed = []
+    client = Client(broken_peer.url("status-500"), timeout_s=5)
+    llm = Llm(client, fake_preset(), iteration=1, after_timeout=probed.append)
+    with pytest.raises(ClientError, match="HTTP 500"):
+        llm.chat("hi")
+    assert probed == []
 
 
 def test_an_external_preset_is_attached_not_started(tmp_path: Path) -> None:
