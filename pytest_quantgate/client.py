@@ -106,12 +106,16 @@ class Client:
         # Called on a connection failure before raising: lets the owner turn "connection refused" into
         # "the server died" with its log tail.
         self._on_transport_error = on_transport_error
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=10.0),
-            transport=transport,
-        )
+        self._http_options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "headers": headers,
+            "timeout": httpx.Timeout(timeout_s, connect=10.0),
+            "transport": transport,
+            # llama-server (cpp-httplib) closes a connection idle for 5 s; reusing one near that age races
+            # its close. Below it, an idle connection is dropped here first.
+            "limits": httpx.Limits(keepalive_expiry=2.0),
+        }
+        self._http = httpx.Client(**self._http_options)
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -179,8 +183,9 @@ class Client:
         except _NoResponse:
             # A kept-alive connection that llama-server closed before answering (seen intermittently after
             # streamed responses): nothing was generated for this request, so it goes once more, on a
-            # fresh connection.
-            pass
+            # fresh connection — a new pool, since the old one may hold more connections closed alike.
+            self._http.close()
+            self._http = httpx.Client(**self._http_options)
         try:
             return self._attempt(path, body, stream, limit, deadline, chat=chat)
         except _NoResponse as exc:
