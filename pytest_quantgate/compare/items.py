@@ -27,11 +27,12 @@ def paired_items_of(
     problems: list[str],
 ) -> tuple[ItemComparison | None, dict[str, str]]:
     """Both sides' items paired by id (level key + item id, a plain level being one item), or None when a
-    side holds only its summary, or when neither side's levels recorded items (``measure.item``): such
-    suites are still decided by the level analysis, iterations as repeated draws of each level."""
+    side holds only its summary, or when the suite has no items: no level recorded any (``measure.item``) and
+    none is parametrized (each parameter an item). Such suites — a few fixed prompts — are still decided by the
+    level analysis, iterations as repeated draws of each level."""
     if not (base.from_samples and cand.from_samples):
         return None, {}
-    if not any(s.items for s in (*base.samples, *cand.samples)):
+    if not any(s.items or "[" in s.level for s in (*base.samples, *cand.samples)):
         return None, {}
     b = item_scores(dataclasses.replace(s, level=b_map[s.level]) for s in base.samples if s.level in b_map)
     c = item_scores(dataclasses.replace(s, level=c_map[s.level]) for s in cand.samples if s.level in c_map)
