@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_quantgate.compare.caveats import provenance_caveats
 from pytest_quantgate.compare.items import item_message, paired_items_of
-from pytest_quantgate.compare.matching import PairedItems, match_levels, paired_items
+from pytest_quantgate.compare.matching import match_levels
 from pytest_quantgate.compare.options import CompareOptions
 from pytest_quantgate.compare.sides import read_side, restricted_aggregate, speed_series
 from pytest_quantgate.errors import ResultsError, SpecError
@@ -73,7 +73,6 @@ class Comparison:
     items: ItemComparison | None  # paired by item, clustered by item: decides quality when both sides have samples
     item_names: Mapping[str, str]  # item key → display name, "test_add3[12+30]"
     sequential: SequentialDecision | ItemSequentialDecision | None  # the run's sequential test, if it used one
-    paired: PairedItems | None
     unpaired: UnpairedComparison | None  # iteration scores, ignores levels; labelled unpaired
     planning: IterationsNeeded | None
     tps: SpeedDelta | None  # tokens/s per iteration
@@ -200,9 +199,8 @@ def compare(
         problems.append(f"baseline and candidate are the same run ({baseline.run_id}): the comparison says nothing")
 
     items, item_names = paired_items_of(base, cand, b_map, c_map, options, problems)
-    paired = unpaired = None
-    if items is None:  # the level analyses; with items they would count an item's repeats as evidence
-        paired = paired_items(base, cand, b_map, c_map, options)
+    unpaired = None
+    if items is None:  # with items it would count an item's repeats as evidence
         b_scores = [it.percent for it in base_agg.iterations]
         c_scores = [it.percent for it in cand_agg.iterations]
         if len(b_scores) >= 2 and len(c_scores) >= 2:
@@ -266,7 +264,6 @@ def compare(
         items=items,
         item_names=item_names,
         sequential=sequential,
-        paired=paired,
         unpaired=unpaired,
         planning=planning,
         tps=tps,

@@ -58,7 +58,7 @@ def test_parametrized_items_are_paired_and_flipped_items_listed() -> None:
     b = make_result("a", item_levels(20, 3))
     c = make_result("b", item_levels(20, 3, wrong={"q03": [1, 2, 3], "q07": [2]}))
     result = compare(b, c)
-    assert result.paired is None and result.items is not None  # each parameter an item: items decide
+    assert result.items is not None  # each parameter an item: items decide
     assert result.items.n_items == 20 and result.items.n_pairs == 60
     names = [result.item_names[k] for k in result.items.worse]
     assert names == ["test_question[q03]", "test_question[q07]"]  # the item lost every time first
@@ -69,5 +69,5 @@ def test_parametrized_items_are_paired_and_flipped_items_listed() -> None:
     assert "items worse: test_question[q03], test_question[q07]" in text
 
 
-def test_plain_levels_are_not_paired() -> None:
-    assert compare(base(), cand()).paired is None
+def test_plain_levels_are_not_items() -> None:
+    assert compare(base(), cand()).items is None
