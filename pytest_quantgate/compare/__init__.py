@@ -26,7 +26,6 @@ result read into samples or summary counts), :mod:`.matching` (common levels, pa
 from __future__ import annotations
 
 from pytest_quantgate.compare.files import compare_files, default_results_dir, resolve_result
-from pytest_quantgate.compare.matching import PairedItems
 from pytest_quantgate.compare.options import CompareOptions
 from pytest_quantgate.compare.sides import result_aggregate
 from pytest_quantgate.compare.verdict import CeilingCheck, Comparison, MeasureChange, Verdict, compare
@@ -36,7 +35,6 @@ __all__ = [
     "CompareOptions",
     "Comparison",
     "MeasureChange",
-    "PairedItems",
     "Verdict",
     "compare",
     "compare_files",

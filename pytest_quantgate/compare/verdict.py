@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_quantgate.compare.caveats import provenance_caveats
-from pytest_quantgate.compare.matching import PairedItems, match_levels, paired_items
+from pytest_quantgate.compare.items import item_message, paired_items_of
+from pytest_quantgate.compare.matching import match_levels
 from pytest_quantgate.compare.options import CompareOptions
-from pytest_quantgate.compare.sides import Side, read_side, restricted_aggregate, speed_series
+from pytest_quantgate.compare.sides import read_side, restricted_aggregate, speed_series
 from pytest_quantgate.errors import ResultsError, SpecError
 from pytest_quantgate.inference import (
     ItemComparison,
@@ -20,13 +19,11 @@ from pytest_quantgate.inference import (
     SequentialDecision,
     SpeedDelta,
     UnpairedComparison,
-    item_noninferiority,
     iterations_needed,
     quality_noninferiority,
     speed_delta,
     unpaired_comparison,
 )
-from pytest_quantgate.levels import item_scores
 from pytest_quantgate.render.format import count_range, listing, number, percent, signed
 
 if TYPE_CHECKING:
@@ -76,7 +73,6 @@ class Comparison:
     items: ItemComparison | None  # paired by item, clustered by item: decides quality when both sides have samples
     item_names: Mapping[str, str]  # item key → display name, "test_add3[12+30]"
     sequential: SequentialDecision | ItemSequentialDecision | None  # the run's sequential test, if it used one
-    paired: PairedItems | None
     unpaired: UnpairedComparison | None  # iteration scores, ignores levels; labelled unpaired
     planning: IterationsNeeded | None
     tps: SpeedDelta | None  # tokens/s per iteration
@@ -202,10 +198,9 @@ def compare(
     if baseline.run_id == candidate.run_id and baseline.preset.id == candidate.preset.id:
         problems.append(f"baseline and candidate are the same run ({baseline.run_id}): the comparison says nothing")
 
-    items, item_names = _items(base, cand, b_map, c_map, options, problems)
-    paired = unpaired = None
-    if items is None:  # the level analyses; with items they would count an item's repeats as evidence
-        paired = paired_items(base, cand, b_map, c_map, options)
+    items, item_names = paired_items_of(base, cand, b_map, c_map, options, problems)
+    unpaired = None
+    if items is None:  # with items it would count an item's repeats as evidence
         b_scores = [it.percent for it in base_agg.iterations]
         c_scores = [it.percent for it in cand_agg.iterations]
         if len(b_scores) >= 2 and len(c_scores) >= 2:
@@ -253,7 +248,7 @@ def compare(
     labels = _labels(baseline, candidate)
     names = {lv.level: lv.name for lv in (*cand_agg.levels, *base_agg.levels)}
     if items is not None:
-        message = _item_message(verdict, call, items, reasons, item_names, labels)
+        message = item_message(verdict, call.ok, call.bad, call.why, items, reasons, item_names, labels)
     else:
         message = _message(verdict, call, quality, reasons, planning, more, names, labels)
     return Comparison(
@@ -269,7 +264,6 @@ def compare(
         items=items,
         item_names=item_names,
         sequential=sequential,
-        paired=paired,
         unpaired=unpaired,
         planning=planning,
         tps=tps,
@@ -432,73 +426,6 @@ def _message(
         return (
             f"verdict inconclusive — no practical number of iterations settles a {quality.margin:g}-point margin "
             f"({call.why}); widen --margin or compare richer data (more items per level){extra}; {tail}"
-        )
-    return f"verdict inconclusive ({call.why}){extra}; {tail}"
-
-
-def _items(
-    base: Side,
-    cand: Side,
-    b_map: Mapping[str, str],
-    c_map: Mapping[str, str],
-    options: CompareOptions,
-    problems: list[str],
-) -> tuple[ItemComparison | None, dict[str, str]]:
-    """Both sides' items paired by id (level key + item id, a plain level being one item), or None when a
-    side holds only its summary, or when neither side's levels recorded items (``measure.item``): such
-    suites are still decided by the level analysis, iterations as repeated draws of each level."""
-    if not (base.from_samples and cand.from_samples):
-        return None, {}
-    if not any(s.items for s in (*base.samples, *cand.samples)):
-        return None, {}
-    b = item_scores(dataclasses.replace(s, level=b_map[s.level]) for s in base.samples if s.level in b_map)
-    c = item_scores(dataclasses.replace(s, level=c_map[s.level]) for s in cand.samples if s.level in c_map)
-    weights = {**b.weights, **c.weights}  # the candidate's points, as for the levels
-    try:
-        items = item_noninferiority(b.scores, c.scores, options.margin, options.alpha, weights)
-    except SpecError as exc:
-        problems.append(f"items not compared: {exc}")
-        return None, {}
-    if items.baseline_only or items.candidate_only:
-        problems.append(
-            f"{len(items.baseline_only)} item(s) only in the baseline and {len(items.candidate_only)} only in the "
-            f"candidate (another draw of items, or another suite version): compared on the {items.n_items} items "
-            "both presets were asked"
-        )
-    return items, {**b.names, **c.names}
-
-
-def _item_message(
-    verdict: Verdict,
-    call: _QualityCall,
-    items: ItemComparison,
-    reasons: list[str],
-    names: Mapping[str, str],
-    labels: tuple[str, str],
-) -> str:
-    tail = f"preset {labels[1]} vs {labels[0]}"
-    if verdict == "swap":
-        return f"verdict swap: {call.why}; {tail}"
-    if verdict == "keep":
-        parts = [call.why] if call.bad else []
-        if call.bad and items.worse:
-            shown = ", ".join(names.get(key, key) for key in items.worse[:3])
-            others = f" (+{len(items.worse) - 3} more)" if len(items.worse) > 3 else ""
-            parts.append(f"{len(items.worse)} item(s) worse, e.g. {shown}{others}")
-        parts += reasons
-        return f"verdict keep: {', '.join(parts)}; {tail}"
-    if call.ok:
-        why = "; ".join(reasons) or "not settled"
-        return f"verdict inconclusive — quality non-inferior ({call.why}) but {why}; {tail}"
-    extra = f"; also {'; '.join(reasons)}" if reasons else ""
-    d, low, m = items.difference, items.lower_bound, items.margin
-    if d > -m and d - low > 0:
-        # The bound's half-width shrinks as 1/√(items): how many items would put it above -margin.
-        needed = math.ceil(items.effective_items * ((d - low) / (d + m)) ** 2)
-        more = max(1, needed - math.floor(items.effective_items))
-        return (
-            f"verdict inconclusive — about {more} more items needed ({call.why}): repeating the same items adds "
-            f"no evidence; a suite with more items, fresh items per iteration, or a wider --margin would{extra}; {tail}"
         )
     return f"verdict inconclusive ({call.why}){extra}; {tail}"
 

@@ -48,16 +48,6 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
     if c.sequential is not None:
         sq = c.sequential
         rows.append(["quality (sequential test)", "", f"n={sq.iterations}", f"{sq.decision}: {sq.reason}"])
-    if c.paired is not None:
-        pn, mc = c.paired.noninferiority, c.paired.mcnemar
-        rows.append(
-            [
-                f"quality (matched items, {c.paired.items} items)",
-                f"{mc.b} lost",
-                f"{mc.c} gained",
-                f"Δ {signed(pn.difference)}, lower {signed(pn.lower_bound)}; McNemar {p_value(mc.p_value)}",
-            ]
-        )
     if c.unpaired is not None:
         u = c.unpaired
         rows.append(
@@ -165,19 +155,6 @@ def render(comparison: Comparison) -> str:
     if c.sequential is not None:
         sq = c.sequential
         parts.append(f"sequential test: {sq.decision} after {sq.iterations} iterations ({sq.reason})")
-    if c.paired is not None:
-        p = c.paired
-        pn = p.noninferiority
-        parts.append(
-            f"matched items: {p.items} items, {p.pairs} pairs; lost {p.mcnemar.b}, gained {p.mcnemar.c} "
-            f"({p.mcnemar.method}, {p_value(p.mcnemar.p_value)}); Δ {signed(pn.difference)} pts, bounds "
-            f"[{signed(pn.lower_bound)}, {signed(pn.upper_bound)}] ({pn.method}; pairs of one item across "
-            "iterations are not independent, so read the p-value as approximate)"
-        )
-        if p.lost:
-            parts.append(f"  items lost: {listing(p.lost, 10)}")
-        if p.gained:
-            parts.append(f"  items gained: {listing(p.gained, 10)}")
     if c.unpaired is not None:
         u = c.unpaired
         parts.append(

@@ -58,16 +58,16 @@ def test_parametrized_items_are_paired_and_flipped_items_listed() -> None:
     b = make_result("a", item_levels(20, 3))
     c = make_result("b", item_levels(20, 3, wrong={"q03": [1, 2, 3], "q07": [2]}))
     result = compare(b, c)
-    assert result.paired is not None
-    assert result.paired.items == 20 and result.paired.pairs == 60
-    assert (result.paired.mcnemar.b, result.paired.mcnemar.c) == (4, 0)
-    assert result.paired.lost == ("test_question[q03]", "test_question[q07]")
-    assert result.paired.gained == ()
-    assert result.paired.noninferiority.margin == 2.0
+    assert result.items is not None  # each parameter an item: items decide
+    assert result.items.n_items == 20 and result.items.n_pairs == 60
+    names = [result.item_names[k] for k in result.items.worse]
+    assert names == ["test_question[q03]", "test_question[q07]"]  # the item lost every time first
+    assert result.items.better == ()
+    assert result.items.margin == 2.0
     text = render(result)
-    assert "matched items: 20 items, 60 pairs; lost 4, gained 0" in text
-    assert "items lost: test_question[q03], test_question[q07]" in text
+    assert "over 20 paired items" in text and "60 item-iterations, but each item counts once" in text
+    assert "items worse: test_question[q03], test_question[q07]" in text
 
 
-def test_plain_levels_are_not_paired() -> None:
-    assert compare(base(), cand()).paired is None
+def test_plain_levels_are_not_items() -> None:
+    assert compare(base(), cand()).items is None

@@ -19,7 +19,7 @@ def test_baseline_with_only_a_summary_uses_its_level_counts() -> None:
     assert result.quality.lower_bound == pytest.approx(expected.quality.lower_bound)
     assert result.verdict == expected.verdict == "keep"
     assert result.unpaired is not None and result.unpaired.unpaired
-    assert result.ttft is None and result.paired is None
+    assert result.ttft is None and result.items is None
     assert any(p.startswith("TTFT not compared: the baseline recorded none") for p in result.problems)
     assert "verdict keep" in render(result)
 

@@ -1,0 +1,91 @@
+"""Items as the unit of quality: both sides' items paired by id, and the verdict's message when they decide."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING
+
+from pytest_quantgate.errors import SpecError
+from pytest_quantgate.inference import ItemComparison, item_noninferiority
+from pytest_quantgate.levels import item_scores
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pytest_quantgate.compare.options import CompareOptions
+    from pytest_quantgate.compare.sides import Side
+    from pytest_quantgate.compare.verdict import Verdict
+
+
+def paired_items_of(
+    base: Side,
+    cand: Side,
+    b_map: Mapping[str, str],
+    c_map: Mapping[str, str],
+    options: CompareOptions,
+    problems: list[str],
+) -> tuple[ItemComparison | None, dict[str, str]]:
+    """Both sides' items paired by id (level key + item id, a plain level being one item), or None when a
+    side holds only its summary, or when the suite has no items: no level recorded any (``measure.item``) and
+    none is parametrized (each parameter an item). Such suites — a few fixed prompts — are still decided by the
+    level analysis, iterations as repeated draws of each level."""
+    if not (base.from_samples and cand.from_samples):
+        return None, {}
+    if not any(s.items or "[" in s.level for s in (*base.samples, *cand.samples)):
+        return None, {}
+    b = item_scores(dataclasses.replace(s, level=b_map[s.level]) for s in base.samples if s.level in b_map)
+    c = item_scores(dataclasses.replace(s, level=c_map[s.level]) for s in cand.samples if s.level in c_map)
+    weights = {**b.weights, **c.weights}  # the candidate's points, as for the levels
+    try:
+        items = item_noninferiority(b.scores, c.scores, options.margin, options.alpha, weights)
+    except SpecError as exc:
+        problems.append(f"items not compared: {exc}")
+        return None, {}
+    if items.baseline_only or items.candidate_only:
+        problems.append(
+            f"{len(items.baseline_only)} item(s) only in the baseline and {len(items.candidate_only)} only in the "
+            f"candidate (another draw of items, or another suite version): compared on the {items.n_items} items "
+            "both presets were asked"
+        )
+    return items, {**b.names, **c.names}
+
+
+def item_message(
+    verdict: Verdict,
+    ok: bool,
+    bad: bool,
+    why: str,
+    items: ItemComparison,
+    reasons: list[str],
+    names: Mapping[str, str],
+    labels: tuple[str, str],
+) -> str:
+    tail = f"preset {labels[1]} vs {labels[0]}"
+    if verdict == "swap":
+        return f"verdict swap: {why}; {tail}"
+    if verdict == "keep":
+        parts = [why] if bad else []
+        if bad and items.worse:
+            shown = ", ".join(names.get(key, key) for key in items.worse[:3])
+            others = f" (+{len(items.worse) - 3} more)" if len(items.worse) > 3 else ""
+            parts.append(f"{len(items.worse)} item(s) worse, e.g. {shown}{others}")
+        parts += reasons
+        return f"verdict keep: {', '.join(parts)}; {tail}"
+    if ok:
+        why = "; ".join(reasons) or "not settled"
+        return f"verdict inconclusive — quality non-inferior ({why}) but {why}; {tail}"
+    extra = f"; also {'; '.join(reasons)}" if reasons else ""
+    d, low, m = items.difference, items.lower_bound, items.margin
+    if d > -m and d - low > 0:
+        # The bound's half-width shrinks as 1/√(items): how many items would put it above -margin.
+        needed = math.ceil(items.effective_items * ((d - low) / (d + m)) ** 2)
+        more = max(1, needed - math.floor(items.effective_items))
+        return (
+            f"verdict inconclusive — about {more} more items needed ({why}): repeating the same items adds "
+            f"no evidence; a suite with more items, fresh items per iteration, or a wider --margin would{extra}; {tail}"
+        )
+    return f"verdict inconclusive ({why}){extra}; {tail}"
+
+
+__all__ = ["item_message", "paired_items_of"]
