@@ -6,30 +6,46 @@ line and the key), then turned into the frozen :class:`Preset` the rest of the p
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
-import shlex
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pytest_quantgate.credentials import REDACTED, names_a_credential, redact
 from pytest_quantgate.errors import PresetError
 from pytest_quantgate.flags import server_args
+from pytest_quantgate.presets.model import Driver, Preset, Sampler
+from pytest_quantgate.presets.values import _binary, _path, _split, expand
 
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-
-Driver = Literal["llamacpp", "command", "external"]
 BUILTIN_DIR_NAME = "presets_data"
 _YAML_SUFFIXES = (".yaml", ".yml")
+
+__all__ = [
+    "BUILTIN_DIR_NAME",
+    "Catalogue",
+    "Driver",
+    "GpumodPresetModel",
+    "GpumodUnitVars",
+    "LlamaSwapConfig",
+    "LlamaSwapModel",
+    "Preset",
+    "PresetModel",
+    "PresetWarning",
+    "RequestModel",
+    "Sampler",
+    "SamplerModel",
+    "builtin_dir",
+    "catalogue",
+    "expand",
+    "load_file",
+    "resolve",
+    "search_path",
+]
 
 
 # -- the file models (boundary) -----------------------------------------------------------------------
@@ -143,149 +159,12 @@ class LlamaSwapConfig(BaseModel):
     models: dict[str, LlamaSwapModel]
 
 
-# -- the inside value ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Sampler:
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repeat_penalty: float | None = None
-    seed: int | None = None
-
-    def request_fields(self) -> dict[str, Any]:
-        """The sampler as llama-server request fields (unset values are left to the server)."""
-        fields = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
-        return {key: getattr(self, key) for key in fields if getattr(self, key) is not None}
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class Preset:
-    """How to start (or reach) one model, with everything resolved: paths expanded, args split."""
-
-    id: str
-    name: str
-    driver: Driver
-    source: Path | None
-    binary: str | None = None
-    model: Path | None = None
-    mmproj: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = 0
-    context_size: int | None = None
-    parallel: int = 1
-    extra_args: tuple[str, ...] = ()
-    command: tuple[str, ...] = ()
-    base_url: str | None = None
-    health_endpoint: str = "/health"
-    env: tuple[tuple[str, str], ...] = ()
-    startup_timeout_s: float = 120.0
-    quiesce_s: float = 0.0
-    memory_ceiling_mb: float | None = None
-    api_key_env: str | None = None
-    sampler: Sampler = field(default_factory=Sampler)
-    chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
-    max_tokens: int = 512
-    timeout_s: float = 900.0
-    stream: bool = True
-    gates: tuple[str, ...] = ()
-    origin: Literal["quantgate", "gpumod", "llama-swap"] = "quantgate"
-    # Credentials the file's values expanded to: never written or shown (see redact()).
-    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
-
-    def api_key(self) -> str | None:
-        """The API key from the environment variable the preset names, if any."""
-        if self.api_key_env is None:
-            return None
-        value = os.environ.get(self.api_key_env)
-        if value is None:
-            raise PresetError(
-                f"preset {self.id!r} ({self.source}) reads its API key from ${self.api_key_env}, which is not set"
-            )
-        return value
-
-    def redact(self, args: Iterable[str]) -> list[str]:
-        """*args* fit to be written or shown: :func:`redact` with this preset's credentials."""
-        return redact(args, self.secrets)
-
-    def __repr__(self) -> str:  # a preset shown in a traceback shows no credential either
-        env = tuple((k, REDACTED if names_a_credential(k) else self.redact([v])[0]) for k, v in self.env)
-        shown = {
-            "extra_args": tuple(self.redact(self.extra_args)),
-            "command": tuple(self.redact(self.command)),
-            "env": env,
-        }
-        fields = ", ".join(
-            f"{f.name}={shown.get(f.name, getattr(self, f.name))!r}" for f in dataclasses.fields(self) if f.repr
-        )
-        return f"Preset({fields})"
-
-
 # -- loading ------------------------------------------------------------------------------------------
 
 
 def builtin_dir() -> Path:
     """The presets shipped inside the package (tiny-f16, tiny-q8_0, tiny-q4_0, ...)."""
     return Path(str(resources.files("pytest_quantgate") / BUILTIN_DIR_NAME))
-
-
-def expand(value: str, base: Path | None = None, *, secrets: list[str] | None = None) -> str:
-    """Expand ``~``, ``$VAR`` and ``${VAR}``; an unset variable is an error, not an empty string.
-
-    What a variable named like a credential (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``) expands to
-    is appended to *secrets*, for :func:`redact`.
-    """
-
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        if name not in os.environ:
-            raise PresetError(f"${name} is not set (used in {value!r})")
-        found = os.environ[name]
-        if secrets is not None and found and names_a_credential(name):
-            secrets.append(found)
-        return found
-
-    out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, value)
-    if not out.startswith("~"):
-        return out
-    try:
-        return str(Path(out).expanduser())
-    except RuntimeError as exc:  # ~name of a user this machine does not know
-        raise PresetError(f"cannot expand {out.partition('/')[0]!r} in {value!r}: {exc}") from None
-
-
-def _split(text: str, key: str, shown: str | None = None, *, comments: bool = False) -> list[str]:
-    """*text* split like a shell line; an unbalanced quote is an error naming *key* and the value as written
-    (*shown*, before expansion: it may hold a credential once expanded)."""
-    try:
-        return shlex.split(text, comments=comments)
-    except ValueError as exc:  # "No closing quotation", "No escaped character"
-        written = " ".join(redact((text if shown is None else shown).split()))
-        raise PresetError(
-            f"{key}: {written!r} cannot be split like a shell line ({exc}); balance its quotes or give a list"
-        ) from None
-
-
-def _path(value: str | None, base: Path | None, x: Callable[[str], str] = expand) -> Path | None:
-    if value is None:
-        return None
-    path = Path(x(value))
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    return path
-
-
-def _binary(value: str | None, base: Path | None, x: Callable[[str], str] = expand) -> str | None:
-    """A binary path; a relative one with a directory part is relative to the preset file, a bare name is
-    looked up on PATH later."""
-    if value is None:
-        return None
-    expanded = x(value)
-    if "/" in expanded and base is not None and not Path(expanded).is_absolute():
-        return str(base / expanded)
-    return expanded
 
 
 def load_file(path: Path) -> list[Preset]:
