@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from pytest_quantgate.errors import PresetError
-from pytest_quantgate.flags import server_args
+from pytest_quantgate.presets.gpumod import GpumodPresetModel, GpumodUnitVars, _from_gpumod
+from pytest_quantgate.presets.llamaswap import LlamaSwapConfig, LlamaSwapModel, _from_llama_swap
 from pytest_quantgate.presets.model import Driver, Preset, Sampler
-from pytest_quantgate.presets.values import _binary, _path, _split, expand
+from pytest_quantgate.presets.own import PresetModel, RequestModel, SamplerModel, _from_own
+from pytest_quantgate.presets.values import expand
 
 BUILTIN_DIR_NAME = "presets_data"
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -46,117 +47,6 @@ __all__ = [
     "resolve",
     "search_path",
 ]
-
-
-# -- the file models (boundary) -----------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SamplerModel(_Strict):
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repeat_penalty: float | None = None
-    seed: int | None = None
-
-
-class RequestModel(_Strict):
-    max_tokens: int = Field(default=512, gt=0)
-    timeout_s: float = Field(default=900.0, gt=0)
-    stream: bool = True
-
-
-class PresetModel(_Strict):
-    """Our own preset file format."""
-
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-    name: str | None = None
-    description: str | None = None
-    driver: Driver = "llamacpp"
-    binary: str | None = None
-    model: str | None = None
-    mmproj: str | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=0, ge=0, le=65535)
-    context_size: int | None = Field(default=None, gt=0)
-    parallel: int = Field(default=1, ge=1)
-    extra_args: list[str] | str = Field(default_factory=list)
-    command: list[str] | str | None = None
-    base_url: str | None = None
-    health_endpoint: str = "/health"
-    env: dict[str, str] = Field(default_factory=dict)
-    startup_timeout: float = Field(default=120.0, gt=0)
-    quiesce: float = Field(default=0.0, ge=0)
-    memory_ceiling_mb: float | None = Field(default=None, gt=0)
-    api_key_env: str | None = None
-    sampler: SamplerModel = Field(default_factory=SamplerModel)
-    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
-    request: RequestModel = Field(default_factory=RequestModel)
-    gates: list[str] = Field(default_factory=list)
-
-
-class GpumodUnitVars(BaseModel):
-    # gpumod's unit_vars is an open mapping fed to systemd unit templates; keys we do not use are kept
-    # for gpumod and ignored here rather than rejected, since the same file must serve both tools.
-    model_config = ConfigDict(extra="allow", frozen=True)
-    model_path: str | None = None
-    context_size: int | None = None
-    n_gpu_layers: int | None = None
-    jinja: bool | None = None
-    flash_attn: bool | None = None
-    extra_args: str | None = None
-    gpu_mem_util: float | None = None
-    max_model_len: int | None = None
-    max_num_seqs: int | None = None
-    dtype: str | None = None
-    enforce_eager: bool | None = None
-
-
-class GpumodPresetModel(_Strict):
-    """gpumod's preset file format, loaded as it is."""
-
-    id: str
-    name: str | None = None
-    driver: str
-    port: int
-    vram_mb: float | None = None
-    context_size: int | None = None
-    kv_cache_per_1k: float | None = None
-    model_id: str | None = None
-    model_path: str | None = None
-    health_endpoint: str = "/health"
-    startup_timeout: float = 120.0
-    supports_sleep: bool | None = None
-    sleep_mode: str | None = None
-    preflight_required: bool | None = None
-    description: str | None = None
-    unit_vars: GpumodUnitVars = Field(default_factory=GpumodUnitVars)
-
-
-class LlamaSwapModel(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)  # llama-swap grows keys; we read these
-    cmd: str
-    env: list[str] = Field(default_factory=list)
-    proxy: str | None = None
-    checkEndpoint: str | None = None
-    name: str | None = None
-    description: str | None = None
-
-    @field_validator("cmd")
-    @classmethod
-    def _cmd_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("cmd is empty")
-        return value
-
-
-class LlamaSwapConfig(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    models: dict[str, LlamaSwapModel]
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -254,166 +144,6 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
         else:
             break
     return line
-
-
-def _from_own(model: PresetModel, path: Path | None) -> Preset:
-    base = path.parent if path else None
-    secrets: list[str] = []
-
-    def x(value: str) -> str:
-        return expand(value, secrets=secrets)
-
-    if isinstance(model.extra_args, str):
-        extra = _split(x(model.extra_args), "extra_args", model.extra_args)
-    else:
-        extra = [x(a) for a in model.extra_args]
-    command = model.command
-    if isinstance(command, str):
-        command = _split(command, "command")
-    command = [x(a) for a in command or ()]
-    if model.driver == "llamacpp" and not model.model:
-        raise PresetError(f"{path}: preset {model.id!r} uses driver llamacpp but sets no 'model' (a GGUF path)")
-    if model.driver == "command" and not command:
-        raise PresetError(f"{path}: preset {model.id!r} uses driver command but sets no 'command' (an argv)")
-    if model.driver == "external" and not model.base_url:
-        raise PresetError(f"{path}: preset {model.id!r} uses driver external but sets no 'base_url'")
-    # A llama-server flag quantgate records must hold a value it can read.
-    if model.driver == "command":
-        server_args([*command, *extra], where="command and extra_args", binary=True)
-    else:
-        server_args(extra, where="extra_args")
-    if model.api_key_env and (key := os.environ.get(model.api_key_env)):
-        secrets.append(key)
-    return Preset(
-        id=model.id,
-        name=model.name or model.id,
-        driver=model.driver,
-        source=path,
-        binary=_binary(model.binary, base, x),
-        model=_path(model.model, base, x),
-        mmproj=_path(model.mmproj, base, x),
-        host=model.host,
-        port=model.port,
-        context_size=model.context_size,
-        parallel=model.parallel,
-        extra_args=tuple(extra),
-        command=tuple(command),
-        base_url=model.base_url,
-        health_endpoint=model.health_endpoint,
-        env=tuple(sorted((k, x(v)) for k, v in model.env.items())),
-        startup_timeout_s=model.startup_timeout,
-        quiesce_s=model.quiesce,
-        memory_ceiling_mb=model.memory_ceiling_mb,
-        api_key_env=model.api_key_env,
-        sampler=Sampler(**model.sampler.model_dump()),
-        chat_template_kwargs=tuple(sorted(model.chat_template_kwargs.items())),
-        max_tokens=model.request.max_tokens,
-        timeout_s=model.request.timeout_s,
-        stream=model.request.stream,
-        gates=tuple(model.gates),
-        secrets=tuple(secrets),
-    )
-
-
-def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
-    uv = model.unit_vars
-    secrets: list[str] = []
-
-    def x(value: str) -> str:
-        return expand(value, secrets=secrets)
-
-    extra = _split(x(uv.extra_args), "unit_vars.extra_args", uv.extra_args) if uv.extra_args else []
-    parallel = 1
-    if model.driver == "llamacpp":
-        parallel = server_args(extra, where="unit_vars.extra_args").parallel or 1
-    common: dict[str, Any] = {
-        "id": model.id,
-        "name": model.name or model.id,
-        "source": path,
-        "port": model.port,
-        "health_endpoint": model.health_endpoint,
-        "startup_timeout_s": model.startup_timeout,
-        "memory_ceiling_mb": model.vram_mb,
-        "parallel": parallel,
-        "origin": "gpumod",
-    }
-    if model.driver == "llamacpp":
-        args = list(extra)
-        if uv.n_gpu_layers is not None:
-            args += ["-ngl", str(uv.n_gpu_layers)]
-        if uv.jinja:
-            args.append("--jinja")
-        if uv.flash_attn:
-            args += ["--flash-attn", "on"]
-        gguf = uv.model_path or model.model_path
-        if not gguf:
-            raise PresetError(f"{path}: gpumod preset {model.id!r} has no model_path (top level or unit_vars)")
-        gguf_path = _path(gguf, path.parent, x)
-        return Preset(
-            driver="llamacpp",
-            model=gguf_path,
-            context_size=uv.context_size or model.context_size,
-            extra_args=tuple(args),
-            secrets=tuple(secrets),
-            **common,
-        )
-    if model.driver == "vllm":
-        if not model.model_id:
-            raise PresetError(f"{path}: gpumod vllm preset {model.id!r} has no model_id")
-        argv = ["vllm", "serve", model.model_id, "--host", "{host}", "--port", "{port}"]
-        for key, flag in (("gpu_mem_util", "--gpu-memory-utilization"), ("max_model_len", "--max-model-len"),
-                          ("max_num_seqs", "--max-num-seqs"), ("dtype", "--dtype")):  # fmt: skip
-            value = getattr(uv, key)
-            if value is not None:
-                argv += [flag, str(value)]
-        if uv.enforce_eager:
-            argv.append("--enforce-eager")
-        return Preset(driver="command", command=tuple(argv + extra), secrets=tuple(secrets), **common)
-    raise PresetError(
-        f"{path}: gpumod driver {model.driver!r} of preset {model.id!r} cannot be started by quantgate "
-        "(supported: llamacpp, vllm); attach to it instead with --base-url URL"
-    )
-
-
-def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
-    presets = []
-    for name, entry in config.models.items():
-        secrets: list[str] = []
-        env = []
-        for item in entry.env:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise PresetError(f"{path}: models.{name}.env entry {item!r} is not KEY=VALUE")
-            env.append((key, expand(value, secrets=secrets)))
-        # llama-swap allows line continuations and comments inside cmd; shlex handles both once the
-        # backslash-newlines are joined.
-        cmd = _split(entry.cmd.replace("\\\n", " "), f"models.{name}.cmd", comments=True)
-        argv = [a.replace("${PORT}", "{port}") for a in cmd]
-        # A proxy URL with a fixed port (no ${PORT}) is where llama-swap reaches the model: so do we.
-        host, port = "127.0.0.1", 0
-        if entry.proxy and "${PORT}" not in entry.proxy:
-            try:
-                url = urlsplit(entry.proxy)
-                host, port = url.hostname or host, url.port or 0
-            except ValueError as exc:
-                raise PresetError(f"{path}: models.{name}.proxy {entry.proxy!r} is not a URL: {exc}") from exc
-        presets.append(
-            Preset(
-                id=name,
-                name=entry.name or name,
-                driver="command",
-                source=path,
-                host=host,
-                port=port,
-                command=tuple(argv),
-                parallel=server_args(argv, where=f"models.{name}.cmd", binary=True).parallel or 1,
-                health_endpoint=entry.checkEndpoint or "/health",
-                env=tuple(sorted(env)),
-                origin="llama-swap",
-                secrets=tuple(secrets),
-            )
-        )
-    return presets
 
 
 # -- the search path ----------------------------------------------------------------------------------
