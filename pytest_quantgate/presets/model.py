@@ -1,0 +1,94 @@
+"""The runtime preset: :class:`Preset` and its :class:`Sampler`, frozen, with everything resolved."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pytest_quantgate.credentials import REDACTED, names_a_credential, redact
+from pytest_quantgate.errors import PresetError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+Driver = Literal["llamacpp", "command", "external"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sampler:
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None
+
+    def request_fields(self) -> dict[str, Any]:
+        """The sampler as llama-server request fields (unset values are left to the server)."""
+        fields = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+        return {key: getattr(self, key) for key in fields if getattr(self, key) is not None}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Preset:
+    """How to start (or reach) one model, with everything resolved: paths expanded, args split."""
+
+    id: str
+    name: str
+    driver: Driver
+    source: Path | None
+    binary: str | None = None
+    model: Path | None = None
+    mmproj: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    context_size: int | None = None
+    parallel: int = 1
+    extra_args: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    base_url: str | None = None
+    health_endpoint: str = "/health"
+    env: tuple[tuple[str, str], ...] = ()
+    startup_timeout_s: float = 120.0
+    quiesce_s: float = 0.0
+    memory_ceiling_mb: float | None = None
+    api_key_env: str | None = None
+    sampler: Sampler = field(default_factory=Sampler)
+    chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
+    max_tokens: int = 512
+    timeout_s: float = 900.0
+    stream: bool = True
+    gates: tuple[str, ...] = ()
+    origin: Literal["quantgate", "gpumod", "llama-swap"] = "quantgate"
+    # Credentials the file's values expanded to: never written or shown (see redact()).
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def api_key(self) -> str | None:
+        """The API key from the environment variable the preset names, if any."""
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if value is None:
+            raise PresetError(
+                f"preset {self.id!r} ({self.source}) reads its API key from ${self.api_key_env}, which is not set"
+            )
+        return value
+
+    def redact(self, args: Iterable[str]) -> list[str]:
+        """*args* fit to be written or shown: :func:`redact` with this preset's credentials."""
+        return redact(args, self.secrets)
+
+    def __repr__(self) -> str:  # a preset shown in a traceback shows no credential either
+        env = tuple((k, REDACTED if names_a_credential(k) else self.redact([v])[0]) for k, v in self.env)
+        shown = {
+            "extra_args": tuple(self.redact(self.extra_args)),
+            "command": tuple(self.redact(self.command)),
+            "env": env,
+        }
+        fields = ", ".join(
+            f"{f.name}={shown.get(f.name, getattr(self, f.name))!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        return f"Preset({fields})"
