@@ -1,8 +1,10 @@
 """The demo suite for the tiny presets: one level per task family, points weighted by difficulty.
 
 Each iteration asks every level ITEMS fresh held-out items (never seen in training; a different draw per
-iteration) through the raw completion endpoint, and the level passes when at least PASS_AT of them are
-exactly right. Easy levels pass on every quant; the additions with carries are where quantization bites.
+iteration, the same draw on every preset) through the raw completion endpoint, and the level passes when at
+least PASS_AT of them are exactly right. Easy levels pass on every quant; the additions with carries are
+where quantization bites. Every item asked is recorded (``measure.item``): a comparison against a baseline
+pairs the two presets item by item, so the 1,500 items of 15 iterations decide rather than 75 level runs.
 
     pytest example_suites/tiny --preset tiny-f16 --preset tiny-q4_0
 """
@@ -26,39 +28,41 @@ PASS_AT = 17
 pytestmark = pytest.mark.gate("score_mean >= 90", "tps_mean >= 50")
 
 
-def ask(llm, task: str, iteration: int) -> None:
-    """Ask ITEMS held-out items of *task*; fail the level (a miss) below PASS_AT correct."""
+def ask(llm, measure, task: str, iteration: int) -> None:
+    """Ask ITEMS held-out items of *task*, recording each; fail the level (a miss) below PASS_AT correct."""
     __tracebackhide__ = True
     wrong = []
     items = tasks.held_out_items(task, ITEMS, seed=iteration)
     for item in items:
         answer = llm.complete(tasks.prompt(task, item)).content
-        if not tasks.is_correct(task, item, answer):
+        correct = tasks.is_correct(task, item, answer)
+        measure.item(item, correct)
+        if not correct:
             wrong.append(f"{tasks.prompt(task, item)}{answer.strip()!r} (expected {tasks.answer(task, item)})")
     correct = len(items) - len(wrong)
     assert correct >= PASS_AT, f"{task}: {correct}/{len(items)} correct, {PASS_AT} needed; wrong: {'; '.join(wrong)}"
 
 
 @pytest.mark.level(points=tasks.TASKS["copy"].points)
-def test_copy(llm, quantgate_iteration):
-    ask(llm, "copy", quantgate_iteration)
+def test_copy(llm, measure, quantgate_iteration):
+    ask(llm, measure, "copy", quantgate_iteration)
 
 
 @pytest.mark.level(points=tasks.TASKS["reverse"].points)
-def test_reverse(llm, quantgate_iteration):
-    ask(llm, "reverse", quantgate_iteration)
+def test_reverse(llm, measure, quantgate_iteration):
+    ask(llm, measure, "reverse", quantgate_iteration)
 
 
 @pytest.mark.level(points=tasks.TASKS["inc"].points)
-def test_increment(llm, quantgate_iteration):
-    ask(llm, "inc", quantgate_iteration)
+def test_increment(llm, measure, quantgate_iteration):
+    ask(llm, measure, "inc", quantgate_iteration)
 
 
 @pytest.mark.level(points=tasks.TASKS["add2"].points)
-def test_add_two_digits(llm, quantgate_iteration):
-    ask(llm, "add2", quantgate_iteration)
+def test_add_two_digits(llm, measure, quantgate_iteration):
+    ask(llm, measure, "add2", quantgate_iteration)
 
 
 @pytest.mark.level(points=tasks.TASKS["add3"].points)
-def test_add_three_terms(llm, quantgate_iteration):
-    ask(llm, "add3", quantgate_iteration)
+def test_add_three_terms(llm, measure, quantgate_iteration):
+    ask(llm, measure, "add3", quantgate_iteration)

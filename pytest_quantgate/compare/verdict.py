@@ -350,11 +350,11 @@ def _quality_call(
         return _QualityCall(sequential.decision == "swap", sequential.decision == "keep", why)
     if quality.upper_bound < -m:
         return _QualityCall(
-            False, True, f"score Δ {d} pts, lower bound {lo} < {margin}, upper bound {hi} < {signed(-m)}"
+            False, True, f"score Δ {d} pts, lower bound {lo} < {margin}, upper bound {hi} < {signed(-m)} at {n}"
         )
     if quality.upper_bound < 0 and not quality.non_inferior:
         return _QualityCall(
-            False, True, f"score Δ {d} pts, lower bound {lo} < {margin}, upper bound {hi} < 0 (shown worse)"
+            False, True, f"score Δ {d} pts, lower bound {lo} < {margin}, upper bound {hi} < 0 (shown worse) at {n}"
         )
     if quality.non_inferior and sequential is None:
         return _QualityCall(True, False, f"score Δ {d} pts, lower bound {lo} > {margin} at {n}")
