@@ -65,7 +65,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("credentials")
 def test_a_run_writes_and_prints_no_credential(pytester: pytest.Pytester, tiny_models: Path) -> None:
-    pytester.makepyfile(test_levels=LEVELS)
+    pytester.makepyfile(test_keyed_levels=LEVELS)
     preset = keyed_preset(pytester.path, tiny_models / "tiny-f16.gguf")
     result = pytester.runpytest("--preset", str(preset), "--iterations", "2", "-v", "-l", "--gate", "score_mean>=0")
     assert result.ret == pytest.ExitCode.OK  # the gate passes; the misses are misses
@@ -81,7 +81,7 @@ def test_a_run_writes_and_prints_no_credential(pytester: pytest.Pytester, tiny_m
 
 @pytest.mark.usefixtures("credentials")
 def test_a_failed_start_prints_no_credential(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    pytester.makepyfile(test_levels=LEVELS)
+    pytester.makepyfile(test_keyed_levels=LEVELS)
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\x00" * 64)
     preset = keyed_preset(pytester.path, bad)

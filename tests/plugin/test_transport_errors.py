@@ -36,7 +36,7 @@ def test_hello(llm):
 def test_a_broken_off_request_is_a_level_error_not_a_miss(
     pytester: pytest.Pytester, broken_peer: BrokenPeer, mode: str, outcome: str, says: str | None
 ) -> None:
-    pytester.makepyfile(test_levels=LEVEL)
+    pytester.makepyfile(test_broken_off_levels=LEVEL)
     started = time.monotonic()
     result = pytester.runpytest("--base-url", broken_peer.url(mode), "--iterations", "1")
     assert time.monotonic() - started < 20  # the trickle lasts 30 s unless the deadline ends it
