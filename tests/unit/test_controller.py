@@ -219,7 +219,8 @@ def test_option_gates_pass_and_fail_with_the_figures_in_the_message(tmp_path: Pa
     assert (score.nodeid, score.passed) == (f"{GATE_PREFIX}gate[score_mean>=90]", False)
     assert (
         score.message
-        == "gate[score_mean>=90] failed: score mean 75.0 < 90.0 (n=2, σ=0.0, 95% CI [75.0, 75.0], preset p)"
+        == "gate[score_mean>=90] failed: score mean 75.0 < 90.0 (n=2, σ=0.0, no CI: every iteration gave the same "
+        "value, preset p)"
     )
     assert (errors.nodeid, errors.passed) == (f"{GATE_PREFIX}gate[errors<=0]", True)
 
