@@ -173,7 +173,7 @@ def metric_value(ref: MetricRef, agg: RunAggregate) -> tuple[float | None, str]:
         recorded = f"; recorded: {', '.join(agg.measures)}" if agg.measures else ""
         return None, f"no level recorded a measurement named {ref.measure!r}{recorded}"
     if ref.stat.startswith("ci_") and not summary.ci_defined:
-        return None, "a confidence interval needs at least 2 iterations (run with --iterations 2 or more)"
+        return None, summary.why_no_ci
     stat: float = getattr(summary, STATS[ref.stat][0])
     return stat, _summary_context(summary)
 
@@ -186,7 +186,10 @@ def _level_outcome(spec: GateSpec, agg: RunAggregate, lv: LevelAggregate) -> Gat
 
 
 def _summary_context(s: Summary) -> str:
-    ci = f"95% CI [{s.ci_low:.1f}, {s.ci_high:.1f}]" if s.ci_defined else "CI undefined at n=1"
+    if s.ci_defined:
+        ci = f"95% CI [{s.ci_low:.1f}, {s.ci_high:.1f}]"
+    else:
+        ci = "CI undefined at n=1" if s.n <= 1 else "no CI: every iteration gave the same value"
     return f"n={s.n}, σ={s.sd:.1f}, {ci}"
 
 

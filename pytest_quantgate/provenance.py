@@ -92,6 +92,7 @@ def preset_record(preset: Preset) -> PresetRecord:
         chat_template_kwargs=_redacted(kwargs, preset),
         memory_ceiling_mb=preset.memory_ceiling_mb,
         max_tokens=preset.max_tokens,
+        cache_prompt=preset.prompt_cache(),
     )
 
 

@@ -47,7 +47,12 @@ if TYPE_CHECKING:
     from pytest_quantgate.client import Completion
     from pytest_quantgate.compare import Comparison
     from pytest_quantgate.config import RunConfig
-    from pytest_quantgate.inference import SequentialDecision, SequentialTest
+    from pytest_quantgate.inference import (
+        ItemSequentialDecision,
+        ItemSequentialTest,
+        SequentialDecision,
+        SequentialTest,
+    )
     from pytest_quantgate.keys import LevelInfo
     from pytest_quantgate.levels import Outcome
     from pytest_quantgate.measures import ItemOutcome, Measurement
@@ -193,13 +198,14 @@ class Recorder:
         self.samples: dict[str, list[Sample]] = defaultdict(list)
         self.outcomes: dict[str, list[GateOutcome]] = {}
         self.comparisons: dict[str, Comparison] = {}
-        self.stopped_early: dict[str, SequentialDecision] = {}
-        self.sequential: dict[str, SequentialDecision] = {}  # latest decision per candidate
+        self.stopped_early: dict[str, SequentialDecision | ItemSequentialDecision] = {}
+        self.sequential: dict[str, SequentialDecision | ItemSequentialDecision] = {}  # latest per candidate
         self.started_at = now_iso()
         self._baseline = baseline
         self._streams: dict[str, ResultStream] = {}
         self._host: dict[str, object] | None = None
         self._sequential: SequentialTest | None = None
+        self._item_sequential: ItemSequentialTest | None = None
 
     def use_baseline(self, baseline: Baseline) -> None:
         """The stored result --baseline names, resolved once the suite is collected (see load_baseline)."""
@@ -295,28 +301,44 @@ class Recorder:
         }
         return self.comparisons
 
-    def sequential_check(self, preset_id: str) -> SequentialDecision | None:
-        """With --sequential: the decision after the candidate's latest complete iteration, if final."""
+    def sequential_check(self, preset_id: str) -> SequentialDecision | ItemSequentialDecision | None:
+        """With --sequential: the decision after the candidate's latest complete iteration, if final. On
+        items when the suite has them (as the comparison decides), else on levels."""
         if not self.config.sequential:
             return None
-        from pytest_quantgate.inference import SequentialTest
-
         baseline = self.baseline_result()
         if baseline is None or preset_id == self.config.baseline:
             return None
-        if self._sequential is None:
-            horizon = self.config.iterations or self.config.default_iterations
-            self._sequential = SequentialTest.create(self.config.margin, max_iterations=max(horizon, 3))
-        base = {lv.level: lv for lv in aggregate(baseline.preset.id, baseline.samples).levels}
-        cand = {lv.level: lv for lv in self.aggregate(preset_id).levels}
-        common = [level for level in base if level in cand]  # the comparison reports the others
-        if not common:
-            return None
-        decision = self._sequential.decide(
-            {level: base[level].outcomes for level in common},
-            {level: cand[level].outcomes for level in common},
-            {level: base[level].points for level in common},
-        )
+        candidate = self.samples.get(preset_id, [])
+        horizon = max(self.config.iterations or self.config.default_iterations, 3)
+        decision: SequentialDecision | ItemSequentialDecision
+        if any(s.items or "[" in s.level for s in (*baseline.samples, *candidate)):
+            from pytest_quantgate.inference import ItemSequentialTest
+            from pytest_quantgate.levels import item_scores
+
+            if self._item_sequential is None:
+                self._item_sequential = ItemSequentialTest.create(self.config.margin, max_iterations=horizon)
+            b, c = item_scores(baseline.samples), item_scores(candidate)
+            if not set(b.scores) & set(c.scores):
+                return None  # the comparison reports it
+            decision = self._item_sequential.decide(
+                b.scores, c.scores, {**b.weights, **c.weights}, iterations=max(s.iteration for s in candidate)
+            )
+        else:
+            from pytest_quantgate.inference import SequentialTest
+
+            if self._sequential is None:
+                self._sequential = SequentialTest.create(self.config.margin, max_iterations=horizon)
+            base = {lv.level: lv for lv in aggregate(baseline.preset.id, baseline.samples).levels}
+            cand = {lv.level: lv for lv in self.aggregate(preset_id).levels}
+            common = [level for level in base if level in cand]  # the comparison reports the others
+            if not common:
+                return None
+            decision = self._sequential.decide(
+                {level: base[level].outcomes for level in common},
+                {level: cand[level].outcomes for level in common},
+                {level: base[level].points for level in common},
+            )
         self.sequential[preset_id] = decision
         if decision.decision != "continue":
             self.stopped_early[preset_id] = decision

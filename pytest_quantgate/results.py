@@ -53,6 +53,7 @@ class PresetRecord(_Model):
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     memory_ceiling_mb: float | None = None
     max_tokens: int | None = None
+    cache_prompt: bool | None = None  # what requests sent as llama-server's cache_prompt (None: not sent)
 
 
 class ServerRecord(_Model):

@@ -39,13 +39,10 @@ class Servers:
 
         if preset.id not in self._clients:
             lease = self.lease(preset)
-            defaults = preset.sampler.request_fields()
-            if preset.chat_template_kwargs:
-                defaults["chat_template_kwargs"] = dict(preset.chat_template_kwargs)
             self._clients[preset.id] = Client(
                 lease.base_url,
                 api_key=preset.api_key(),
-                defaults=defaults,
+                defaults=preset.request_defaults(),
                 max_tokens=preset.max_tokens,
                 timeout_s=preset.timeout_s,
                 stream=preset.stream,

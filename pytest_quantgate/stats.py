@@ -44,8 +44,22 @@ class Summary:
 
     @property
     def ci_defined(self) -> bool:
-        """False for n == 1: one value says nothing about the spread, so the interval is (-inf, inf)."""
-        return self.n > 1
+        """False for n == 1 (one value says nothing about the spread) and for identical values: a t interval
+        of zero width from, say, greedy iterations that repeat the same answers would claim a certainty the
+        repeats do not give (they are not independent draws)."""
+        return self.n > 1 and self.sd > 0
+
+    @property
+    def why_no_ci(self) -> str:
+        """Why :attr:`ci_defined` is False, for a message ("" when it is defined)."""
+        if self.n <= 1:
+            return "a confidence interval needs at least 2 iterations (run with --iterations 2 or more)"
+        if self.sd == 0:
+            return (
+                f"all {self.n} iterations gave the same value: no spread to build an interval from (greedy "
+                "decoding repeats its answers, so repeats are not independent evidence)"
+            )
+        return ""
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary | None:

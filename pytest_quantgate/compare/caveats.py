@@ -71,6 +71,12 @@ def provenance_caveats(b: ResultFile, c: ResultFile, options: CompareOptions) ->
     if pb.binary_sha256 != pc.binary_sha256:
         same = " with the same --version (a rebuilt binary?)" if pb.binary_version == pc.binary_version else ""
         out.append(f"server binary hash: {_show(pb.binary_sha256)} → {_show(pc.binary_sha256)}{same}")
+    if pb.cache_prompt != pc.cache_prompt:
+        out.append(
+            f"prompt cache (cache_prompt): {_show(pb.cache_prompt)} → {_show(pc.cache_prompt)}: with the cache on, "
+            "a prompt evaluated from the cache is computed differently from its first evaluation, so greedy "
+            "answers may differ between iterations for that reason alone"
+        )
     if pb.sampler != pc.sampler:
         keys = sorted(set(pb.sampler) | set(pc.sampler))
         changes = [

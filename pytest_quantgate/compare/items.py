@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from pytest_quantgate.compare.verdict import Verdict
 
 
+def is_greedy(sampler: Mapping[str, object]) -> bool:
+    """Whether a recorded sampler always takes the most likely token."""
+    return sampler.get("temperature") == 0 or sampler.get("top_k") == 1
+
+
 def paired_items_of(
     base: Side,
     cand: Side,
@@ -27,12 +32,20 @@ def paired_items_of(
     problems: list[str],
 ) -> tuple[ItemComparison | None, dict[str, str]]:
     """Both sides' items paired by id (level key + item id, a plain level being one item), or None when a
-    side holds only its summary, or when the suite has no items: no level recorded any (``measure.item``) and
-    none is parametrized (each parameter an item). Such suites — a few fixed prompts — are still decided by the
-    level analysis, iterations as repeated draws of each level."""
+    side holds only its summary, or when the suite has no items — no level recorded any (``measure.item``),
+    none is parametrized (each parameter an item) — and neither side decodes greedily. Such suites, a few
+    fixed prompts sampled afresh each iteration, are still decided by the level analysis, iterations as
+    repeated draws of each level; under greedy decoding repeats are no draws, and each level is an item."""
     if not (base.from_samples and cand.from_samples):
         return None, {}
-    if not any(s.items or "[" in s.level for s in (*base.samples, *cand.samples)):
+    greedy = [role for role, side in (("baseline", base), ("candidate", cand)) if is_greedy(side.result.preset.sampler)]
+    if greedy:
+        problems.append(
+            f"greedy decoding on the {' and the '.join(greedy)} (temperature 0 or top_k 1): its iterations repeat "
+            "the same answers rather than draw new ones, so quality is decided on items, each level one item "
+            "where the suite records none"
+        )
+    elif not any(s.items or "[" in s.level for s in (*base.samples, *cand.samples)):
         return None, {}
     b = item_scores(dataclasses.replace(s, level=b_map[s.level]) for s in base.samples if s.level in b_map)
     c = item_scores(dataclasses.replace(s, level=c_map[s.level]) for s in cand.samples if s.level in c_map)
@@ -88,4 +101,4 @@ def item_message(
     return f"verdict inconclusive ({why}){extra}; {tail}"
 
 
-__all__ = ["item_message", "paired_items_of"]
+__all__ = ["is_greedy", "item_message", "paired_items_of"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_quantgate.credentials import REDACTED, names_a_credential, redact
@@ -12,7 +13,6 @@ from pytest_quantgate.errors import PresetError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from pathlib import Path
 
 Driver = Literal["llamacpp", "command", "external"]
 
@@ -61,6 +61,7 @@ class Preset:
     max_tokens: int = 512
     timeout_s: float = 900.0
     stream: bool = True
+    cache_prompt: bool | None = None  # request.cache_prompt; None: see request_defaults()
     gates: tuple[str, ...] = ()
     origin: Literal["quantgate", "gpumod", "llama-swap"] = "quantgate"
     # Credentials the file's values expanded to: never written or shown (see redact()).
@@ -76,6 +77,31 @@ class Preset:
                 f"preset {self.id!r} ({self.source}) reads its API key from ${self.api_key_env}, which is not set"
             )
         return value
+
+    def prompt_cache(self) -> bool | None:
+        """The ``cache_prompt`` every request sends: the preset's own value, else False for a llama-server
+        and None (not sent) for another server, which may not know the field.
+
+        Off by default because llama-server evaluates a prompt in one batch the first time and only its last
+        token when the prompt is cached, and the arithmetic differs: with the cache on, iteration 1 of a
+        greedy run is systematically unlike the others.
+        """
+        if self.cache_prompt is not None:
+            return self.cache_prompt
+        runs_llama_server = self.driver == "llamacpp" or (
+            self.driver == "command" and bool(self.command) and Path(self.command[0]).name.startswith("llama-server")
+        )
+        return False if runs_llama_server else None
+
+    def request_defaults(self) -> dict[str, Any]:
+        """What every request of this preset carries unless a level says otherwise: the sampler, the chat
+        template's kwargs and the prompt cache setting."""
+        defaults: dict[str, Any] = self.sampler.request_fields()
+        if self.chat_template_kwargs:
+            defaults["chat_template_kwargs"] = dict(self.chat_template_kwargs)
+        if (cache := self.prompt_cache()) is not None:
+            defaults["cache_prompt"] = cache
+        return defaults
 
     def redact(self, args: Iterable[str]) -> list[str]:
         """*args* fit to be written or shown: :func:`redact` with this preset's credentials."""

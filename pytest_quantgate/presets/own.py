@@ -34,6 +34,9 @@ class RequestModel(_Strict):
     max_tokens: int = Field(default=512, gt=0)
     timeout_s: float = Field(default=900.0, gt=0)
     stream: bool = True
+    # llama-server's prompt cache: unset sends `cache_prompt: false` to a llama-server (each iteration then
+    # evaluates a prompt the same way; greedy answers repeat exactly) and nothing to other servers.
+    cache_prompt: bool | None = None
 
 
 class PresetModel(_Strict):
@@ -119,6 +122,7 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         max_tokens=model.request.max_tokens,
         timeout_s=model.request.timeout_s,
         stream=model.request.stream,
+        cache_prompt=model.request.cache_prompt,
         gates=tuple(model.gates),
         secrets=tuple(secrets),
     )

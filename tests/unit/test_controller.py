@@ -219,7 +219,8 @@ def test_option_gates_pass_and_fail_with_the_figures_in_the_message(tmp_path: Pa
     assert (score.nodeid, score.passed) == (f"{GATE_PREFIX}gate[score_mean>=90]", False)
     assert (
         score.message
-        == "gate[score_mean>=90] failed: score mean 75.0 < 90.0 (n=2, σ=0.0, 95% CI [75.0, 75.0], preset p)"
+        == "gate[score_mean>=90] failed: score mean 75.0 < 90.0 (n=2, σ=0.0, no CI: every iteration gave the same "
+        "value, preset p)"
     )
     assert (errors.nodeid, errors.passed) == (f"{GATE_PREFIX}gate[errors<=0]", True)
 
@@ -343,3 +344,36 @@ def test_no_stop_without_sequential(tmp_path: Path) -> None:
     for k in range(1, 6):
         arrival = feed(ctl, "new", k, failing=["test_copy", "test_reverse"])[-2]
         assert arrival is not None and arrival.stop is None
+
+
+def items_of(iteration: int, wrong: bool = False) -> tuple:
+    """Twenty fresh items per level and iteration (as the tiny suite draws them), all right or all wrong."""
+    from pytest_quantgate.measures import ItemOutcome
+
+    return tuple(ItemOutcome(f"{iteration}-{i}", 0.0 if wrong else 1.0) for i in range(20))
+
+
+@pytest.mark.parametrize(("wrong", "verdict"), [((), "swap"), (("test_add3",), "keep")])
+def test_the_sequential_test_decides_on_items_when_the_suite_has_them(tmp_path: Path, wrong, verdict) -> None:
+    import dataclasses
+
+    old = make_result("old", tiny_levels(15))
+    old = old.model_copy(update={"samples": [dataclasses.replace(s, items=items_of(s.iteration)) for s in old.samples]})
+    store_latest(old, tmp_path / "qg" / "results")
+    ctl = controller(tmp_path, "new", baseline="old", sequential=True, margin=5.0, iterations=15)
+    collect(ctl, iterations=15)
+    stop = None
+    for k in range(1, 16):
+        for level in LEVELS:
+            items = items_of(k, wrong=level.rpartition("::")[2] in wrong)
+            arrival = ctl.add(Report(nodeid(level, None, k), quantgate_sample=sample("new", level, k, items=items)))
+        assert arrival is not None
+        if arrival.stop:
+            stop = (k, arrival.stop)
+            break
+    assert stop is not None, "the item test never stopped"
+    k, reason = stop
+    assert k < 15
+    assert reason.startswith(f"quantgate --sequential: verdict {verdict} for new settled after {k} iterations")
+    decision = ctl.recorder.stopped_early["new"]
+    assert type(decision).__name__ == "ItemSequentialDecision"

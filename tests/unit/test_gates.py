@@ -258,6 +258,14 @@ def test_a_confidence_interval_gate_needs_two_iterations() -> None:
     assert single.message == f"score mean 100.0 >= 90.0 (n=1, σ=0.0, CI undefined at n=1, preset {PRESET})"
 
 
+def test_identical_iterations_give_no_zero_width_interval() -> None:
+    agg = aggregate(PRESET, [sample(ADD3, 1), sample(ADD3, 2)])  # greedy: the same answers twice
+    out = judge("score_ci_low >= 90", agg)
+    assert not out.passed and out.observed is None
+    assert "all 2 iterations gave the same value: no spread to build an interval from" in out.message
+    assert "[100.0, 100.0]" not in judge("score_mean >= 90", agg).message
+
+
 # -- judging levels ---------------------------------------------------------------------------------------
 
 

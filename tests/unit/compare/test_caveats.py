@@ -67,3 +67,13 @@ def test_incomplete_baseline_is_a_caveat_and_still_compared() -> None:
 def test_a_size_change_that_rounds_to_zero_carries_no_minus_sign() -> None:
     smaller = cand(model="/models/tiny-q4_0.gguf", model_size_bytes=3_999_000, model_digest="sha256:dddd")
     assert any(c.endswith("tiny-q4_0.gguf (3.8 MiB, +0% size)") for c in compare(base(), smaller).caveats)
+
+
+def test_a_changed_prompt_cache_setting_is_a_caveat() -> None:
+    from result_builders import base as base_result
+
+    b = base_result()
+    c = cand().model_copy(update={"preset": cand().preset.model_copy(update={"cache_prompt": True})})
+    b = b.model_copy(update={"preset": b.preset.model_copy(update={"cache_prompt": False})})
+    caveats = compare(b, c).caveats
+    assert any(x.startswith("prompt cache (cache_prompt): False → True") for x in caveats)

@@ -67,3 +67,14 @@ def test_repeating_identical_items_adds_no_evidence(iterations: int) -> None:
     )
     assert one.items is not None and many.items is not None
     assert many.items.lower_bound == pytest.approx(one.items.lower_bound)
+
+
+def test_greedy_decoding_makes_each_level_an_item_and_says_so() -> None:
+    greedy = {"sampler": {"temperature": 0.0, "top_k": 1}}
+    b = base().model_copy(update={"preset": base().preset.model_copy(update=greedy)})
+    c = cand().model_copy(update={"preset": cand().preset.model_copy(update=greedy)})
+    result = compare(b, c)
+    assert result.items is not None and result.items.n_items == 5  # five levels, no recorded items
+    assert result.verdict == "inconclusive"  # five fixed prompts cannot show a 2-point margin, however repeated
+    assert any(p.startswith("greedy decoding on the baseline and the candidate") for p in result.problems)
+    assert compare(base(), cand()).items is None  # sampled afresh: iterations are draws, levels decide

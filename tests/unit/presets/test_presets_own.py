@@ -195,3 +195,31 @@ def test_valid_preset_dicts_round_trip_through_yaml(tmp_path: Path, data: dict) 
     assert p.timeout_s == request.get("timeout_s", 900.0)
     assert p.stream == request.get("stream", True)
     assert p.gates == tuple(data.get("gates", ()))
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("id: a\nmodel: /m.gguf\n", False),  # a llama-server: the cache is off unless asked for
+        ("id: a\nmodel: /m.gguf\nrequest: {cache_prompt: true}\n", True),
+        ("id: a\ndriver: command\ncommand: [llama-server, -m, /m.gguf, --port, '{port}']\n", False),
+        ("id: a\ndriver: command\ncommand: [vllm, serve, m, --port, '{port}']\n", None),  # may not know the field
+        ("id: a\ndriver: external\nbase_url: http://127.0.0.1:9/\n", None),
+        ("id: a\ndriver: external\nbase_url: http://127.0.0.1:9/\nrequest: {cache_prompt: false}\n", False),
+    ],
+)
+def test_the_prompt_cache_is_off_for_a_llama_server_unless_the_preset_says(tmp_path: Path, text: str, sent) -> None:
+    preset = load_one(write(tmp_path, "p.yaml", text))
+    assert preset.prompt_cache() is sent
+    defaults = preset.request_defaults()
+    assert defaults.get("cache_prompt", "not sent") == ("not sent" if sent is None else sent)
+
+
+def test_request_defaults_carry_the_sampler_and_the_chat_template_kwargs(tmp_path: Path) -> None:
+    text = "id: a\nmodel: /m.gguf\nsampler: {temperature: 0}\nchat_template_kwargs: {enable_thinking: false}\n"
+    preset = load_one(write(tmp_path, "p.yaml", text))
+    assert preset.request_defaults() == {
+        "temperature": 0.0,
+        "chat_template_kwargs": {"enable_thinking": False},
+        "cache_prompt": False,
+    }
