@@ -192,6 +192,11 @@ def run_config(raw: RawOptions) -> RunConfig:
     for flag, given in ((OPT_REQUIRE_FASTER, raw.require_faster), (OPT_SEQUENTIAL, raw.sequential)):
         if given and not raw.baseline:
             raise SpecError(f"{flag} compares against a baseline: give {OPT_BASELINE} RESULT_OR_PRESET too")
+    if raw.sequential and (raw.xdist or raw.worker is not None):
+        raise SpecError(
+            f"{OPT_SEQUENTIAL} decides after every iteration and stops the run there; pytest-xdist hands levels "
+            f"to its workers ahead of time and cannot stop between iterations: run {OPT_SEQUENTIAL} without -n"
+        )
     margin = _margin(raw)
     gates = [parse_gate(g, "option", OPT_GATE) for g in raw.gates]
     gates += [parse_gate(g, "ini", INI_GATES) for g in raw.ini_gates]

@@ -62,6 +62,7 @@ class Controller:
         self.expected: dict[tuple[str, int], int] = {}  # level runs per (preset, iteration)
         self.seen: dict[tuple[str, int], int] = {}
         self.written: list[Path] = []
+        self.stopped: str | None = None  # why --sequential stopped the run, once it has
         self._preset_ids = [p.id for p in config.presets]
 
     # -- collection -------------------------------------------------------------------------------------
@@ -99,6 +100,8 @@ class Controller:
 
     def prepare(self) -> None:
         """Open the result streams of the presets collected (provenance is read now, not on the first level)."""
+        for preset, iteration in self.expected:
+            self.recorder.planned[preset] = max(iteration, self.recorder.planned.get(preset, 0))
         self.recorder.prepare(dict.fromkeys(preset for preset, _ in self.expected))
 
     # -- the run ----------------------------------------------------------------------------------------
@@ -114,14 +117,29 @@ class Controller:
         if seen != self.expected.get(key):
             return None
         progress = self.progress_line(sample.preset, sample.iteration) if self.progress else None
-        decision = self.recorder.sequential_check(sample.preset)
         stop = None
-        if decision is not None:
-            stop = (
+        if sample.preset not in self.recorder.stopped_early and (
+            decision := self.recorder.sequential_check(sample.preset)
+        ):
+            settled = (
                 f"quantgate --sequential: verdict {decision.decision} for {sample.preset} settled after "
                 f"{decision.iterations} iterations ({decision.reason})"
             )
+            # The run stops once every candidate is settled; until then a settled one skips its levels.
+            if all(c in self.recorder.stopped_early for c in self.candidates()):
+                stop = self.stopped = settled
         return Arrival(progress, stop)
+
+    def candidates(self) -> list[str]:
+        """The presets compared against the baseline (all but an in-run baseline itself)."""
+        return [p.id for p in self.config.presets if p.id != self.config.baseline]
+
+    def settled(self, preset_id: str) -> str | None:
+        """Why *preset_id*'s remaining levels need not run (its sequential verdict is settled), else None."""
+        decision = self.recorder.stopped_early.get(preset_id)
+        if decision is None:
+            return None
+        return f"--sequential: {preset_id} settled ({decision.decision}) after {decision.iterations} iterations"
 
     def progress_line(self, preset_id: str, iteration: int) -> str | None:
         # Iteration scores only: the full aggregate (an interval per level) would be recomputed over the

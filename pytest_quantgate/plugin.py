@@ -173,10 +173,12 @@ def _marks(node: pytest.Item | Any) -> tuple[LevelSpec, tuple[str, ...]]:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember which items are levels, and run them iteration by iteration (as the field does: all levels
-    of iteration 1, then iteration 2, ...) within each preset's group."""
+    of iteration 1, then iteration 2, ...) within each preset's group; with --sequential, iteration k of
+    every preset before iteration k + 1 of any."""
     from pytest_quantgate.keys import LevelInfo
 
-    order: dict[str, int] = {p.id: i for i, p in enumerate(config.stash[CONFIG_KEY].presets)}
+    run_config = config.stash[CONFIG_KEY]
+    order: dict[str, int] = {p.id: i for i, p in enumerate(run_config.presets)}
     keyed = []
     for position, item in enumerate(items):
         params = getattr(item, "callspec", None)
@@ -187,11 +189,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         preset = params.params.get("quantgate_preset") if params else None
         name = str(getattr(item, "originalname", None) or item.name)
         item.stash[LEVEL_KEY] = LevelInfo.of(item.nodeid, name, preset, iteration, _marks(item))
-        keyed.append(((order.get(preset, 0) if preset else 0, iteration, position), item))
+        rank = order.get(preset, 0) if preset else 0
+        # --sequential interleaves the presets iteration by iteration, so that every look compares both.
+        keyed.append(((iteration, rank, position) if run_config.sequential else (rank, iteration, position), item))
     items[:] = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
 
 # -- running: samples ride on reports ----------------------------------------------------------------
+
+
+def _preset_of(item: pytest.Item) -> str:
+    params = getattr(item, "callspec", None)
+    preset_id: str | None = params.params.get("quantgate_preset") if params else None
+    if preset_id is None:
+        presets = item.config.stash[CONFIG_KEY].presets
+        preset_id = presets[0].id if presets else "none"
+    return preset_id
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # --sequential with several candidates: one whose verdict is settled skips its remaining levels.
+    controller = item.config.stash.get(CONTROLLER_KEY, None)
+    if controller is not None and LEVEL_KEY in item.stash and (why := controller.settled(_preset_of(item))):
+        pytest.skip(why)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -212,9 +232,7 @@ def pytest_runtest_makereport(
 
     run_config = item.config.stash[CONFIG_KEY]
     params = getattr(item, "callspec", None)
-    preset_id = params.params.get("quantgate_preset") if params else None
-    if preset_id is None:
-        preset_id = run_config.presets[0].id if run_config.presets else "none"
+    preset_id = _preset_of(item)
     handle = item.stash.get(LLM_KEY, None)
     exchanges = handle.exchanges if handle else []
     measured = item.stash.get(MEASURE_KEY, None)

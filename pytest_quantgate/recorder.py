@@ -206,6 +206,7 @@ class Recorder:
         self._host: dict[str, object] | None = None
         self._sequential: SequentialTest | None = None
         self._item_sequential: ItemSequentialTest | None = None
+        self.planned: dict[str, int] = {}  # iterations collected per preset (set by the controller)
 
     def use_baseline(self, baseline: Baseline) -> None:
         """The stored result --baseline names, resolved once the suite is collected (see load_baseline)."""
@@ -229,7 +230,7 @@ class Recorder:
                 started_at=self.started_at,
                 preset=self._preset_record(preset_id),
                 host=self.host,
-                iterations_planned=self.config.iterations,
+                iterations_planned=self.planned.get(preset_id, self.config.iterations),
             )
             self._streams[preset_id] = ResultStream(self.config.preset_dir(preset_id), header)
         return self._streams[preset_id]
@@ -381,6 +382,8 @@ class Recorder:
             **stream.header.model_dump(exclude={"preset"}),
             preset=record,
             complete=complete,
+            iterations_run=max((s.iteration for s in self.samples[preset_id] if s.outcome != "skipped"), default=None),
+            stopped_early=f"{early.decision}: {early.reason}" if (early := self.stopped_early.get(preset_id)) else None,
             finished_at=now_iso(),
             server=ServerRecord(
                 base_url=info.base_url if info else record.base_url,

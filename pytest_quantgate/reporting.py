@@ -60,7 +60,15 @@ class ControllerHooks:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        result = yield
+        try:
+            result = yield
+        except session.Interrupted:
+            if self.controller.stopped is None:
+                raise  # Ctrl-C, -x: not ours to finish
+            # --sequential settled every verdict: the run ends here as a finished one, gates and verdicts
+            # included, with the verdict's exit status (not "interrupted").
+            session.shouldstop = False
+            result = True
         for outcomes in (self.controller.gates, self.controller.verdicts):
             emitted = usage(outcomes)
             # Outcomes of the session, not collected items: counted so that progress ends at 100 %.

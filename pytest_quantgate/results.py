@@ -86,6 +86,8 @@ class Header(_Model):
 
 class ResultFile(Header):
     complete: bool = False
+    iterations_run: int | None = None  # against iterations_planned: fewer when --sequential settled early
+    stopped_early: str | None = None  # the sequential test's decision when it ended the preset's run
     finished_at: str | None = None
     server: ServerRecord = Field(default_factory=ServerRecord)
     samples: list[Sample] = Field(default_factory=list)

@@ -225,7 +225,9 @@ class ItemSequentialTest:
         n_eff = effective_items(w)
         diff, variance = clustered_moments(table.differences, w)
         removable = _removable_variance(table, self.max_iterations)
-        information = float(_information(diff, variance, removable, n_eff, float(item_quantile(self.alpha, w))))
+        growth = _item_growth(table, n, self.max_iterations)
+        q_alpha = float(item_quantile(self.alpha, w))
+        information = float(_information(diff, variance, removable, n_eff, q_alpha, growth))
         capped = n >= self.max_iterations
         final = capped or information >= self.stop_information
         ze, zf = (self.final_z[k] if final else self.efficacy_z[k]), self.futility_z[k]
@@ -234,7 +236,7 @@ class ItemSequentialTest:
         _, up = score_distances(diff, variance, n_eff, q[1])
         lo = max(-100.0, 100.0 * float(diff - down))
         hi = min(100.0, 100.0 * float(diff + up))
-        power = float(_conditional_power(diff, variance, removable, n_eff, q[2], self.margin))
+        power = float(_conditional_power(diff, variance, removable, n_eff, q[2], self.margin, growth))
         decision: Decision
         why_final = (
             f"cap of {self.max_iterations} iterations reached"
@@ -341,6 +343,18 @@ def _removable_variance(table: ItemTable, max_iterations: int) -> float:
     return float(np.sum(w * w * shrink)) / float(w.sum()) ** 2
 
 
+def _item_growth(table: ItemTable, look: int, max_iterations: int) -> float:
+    """How many times more items the cap will pair than this look has: 1 when every item is asked in every
+    iteration (a fixed item set), up to max_iterations / look when each iteration asks fresh items (a suite
+    that draws new questions per iteration, as the tiny suite does). Read off how often the paired items
+    were seen: on average ``look`` times for a fixed set, once for fresh draws."""
+    if look <= 1 or look >= max_iterations:
+        return 1.0
+    seen = float(np.mean(np.minimum(table.baseline.n, table.candidate.n)))
+    fresh = min(max((look - seen) / (look - 1), 0.0), 1.0)
+    return 1.0 + fresh * (max_iterations - look) / look
+
+
 def _conditional_power(
     diff: npt.ArrayLike,
     variance: npt.ArrayLike,
@@ -348,16 +362,19 @@ def _conditional_power(
     n_eff: float,
     q_final: npt.ArrayLike,
     margin: float,
+    growth: float = 1.0,
 ) -> FloatArray:
     # Chance that the cap's lower bound clears -margin were the current estimate the truth: the
-    # estimate still moves by the removable variance; the bound uses the variance left at the cap.
+    # estimate still moves by the removable variance (and, with new items to come, by their average:
+    # (G - 1)/G² of the rest); the bound uses the variance left at the cap over G times the items.
     # Optimistic on purpose (the loosest final z from here on), since it only ever stops to keep.
     from scipy.special import ndtr
 
     d = np.asarray(diff, dtype=np.float64)
     v = np.asarray(variance, dtype=np.float64)
-    r = np.minimum(np.asarray(removable, dtype=np.float64), v)
-    down, _ = score_distances(d, v - r, n_eff, q_final)
+    within = np.minimum(np.asarray(removable, dtype=np.float64), v)
+    r = within + (v - within) * (growth - 1.0) / growth**2
+    down, _ = score_distances(d, (v - within) / growth, n_eff * growth, q_final)
     gap = d - down + margin / 100.0
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(r > 0.0, gap / np.sqrt(r), np.where(gap > 0.0, np.inf, -np.inf))
@@ -365,12 +382,19 @@ def _conditional_power(
 
 
 def _information(
-    diff: npt.ArrayLike, variance: npt.ArrayLike, removable: npt.ArrayLike, n_eff: float, q: float
+    diff: npt.ArrayLike,
+    variance: npt.ArrayLike,
+    removable: npt.ArrayLike,
+    n_eff: float,
+    q: float,
+    growth: float = 1.0,
 ) -> FloatArray:
-    # Information ~ 1 / (bound distance)², now and with the averageable within-item variance gone.
+    # Information ~ 1 / (bound distance)², now and at the cap: the averageable within-item variance gone,
+    # and the items *growth* times as many (each iteration drawing fresh ones).
     v = np.asarray(variance, dtype=np.float64)
     now, _ = score_distances(diff, v, n_eff, q)
-    later, _ = score_distances(diff, np.maximum(v - np.asarray(removable, dtype=np.float64), 0.0), n_eff, q)
+    left = np.maximum(v - np.asarray(removable, dtype=np.float64), 0.0) / growth
+    later, _ = score_distances(diff, left, n_eff * growth, q)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(now > 0.0, (later / now) ** 2, 1.0)
     return np.asarray(np.clip(ratio, 0.0, 1.0), dtype=np.float64)

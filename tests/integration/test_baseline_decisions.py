@@ -56,3 +56,23 @@ def test_a_stored_baseline_by_preset_id(llama_server_bin: Path, tmp_path: Path) 
     assert second.returncode == 0, second.stdout[-4000:]
     assert "against the baseline tiny-f16" in second.stdout
     assert f"baseline: {stored} (run {first_run}, started " in second.stdout
+
+
+@pytest.mark.parametrize(("candidate", "verdict", "status"), [("tiny-q8_0", "swap", 0), ("tiny-q4_0", "keep", 1)])
+def test_sequential_stops_early_with_the_verdicts_exit_status_and_complete_results(
+    llama_server_bin: Path, tmp_path: Path, candidate: str, verdict: str, status: int
+) -> None:
+    proc = run(tmp_path, llama_server_bin, "--preset", "tiny-f16", "--preset", candidate, "--baseline", "tiny-f16",
+               "--sequential")  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == status, out[-4000:]  # the verdict's, never 2 ("interrupted")
+    assert "Interrupted" not in out
+    line = next(line for line in out.splitlines() if line.startswith("verdict "))
+    assert line.startswith(f"verdict {verdict}: "), line
+    assert "sequential test after" in line
+    results = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.glob("runs/*/*/result.json")}
+    cand = results[candidate]
+    assert cand["complete"] is True
+    assert cand["iterations_planned"] == 15 and cand["iterations_run"] < 15
+    assert cand["stopped_early"].startswith(f"{verdict}: ")
+    assert {g["id"] for g in cand["gates"]} >= {"score_mean>=90", "tps_mean>=50"}  # the gates were evaluated

@@ -220,3 +220,8 @@ def test_raw_options_reads_every_option_and_ini_value_by_name(tmp_path: Path) ->
         ini_iterations="4", gates=("score_mean>=1",), ini_gates=("errors<=0",), ini_dir="out", baseline="old",
         margin=0.0, require_faster=True, xdist=True,
     )  # fmt: skip
+
+
+def test_sequential_under_xdist_is_refused_saying_why(tmp_path: Path) -> None:
+    message = error(tmp_path, presets=("tiny-f16",), baseline="tiny-f16", sequential=True, xdist=True)
+    assert message.startswith("--sequential decides after every iteration") and message.endswith("without -n")

@@ -377,3 +377,24 @@ def test_the_sequential_test_decides_on_items_when_the_suite_has_them(tmp_path: 
     assert reason.startswith(f"quantgate --sequential: verdict {verdict} for new settled after {k} iterations")
     decision = ctl.recorder.stopped_early["new"]
     assert type(decision).__name__ == "ItemSequentialDecision"
+
+
+def test_with_two_candidates_the_run_stops_only_when_both_are_settled(tmp_path: Path) -> None:
+    store(tmp_path, "old", 15)
+    ctl = controller(tmp_path, "bad", "worse", baseline="old", sequential=True, margin=10.0, iterations=15)
+    collect(ctl, iterations=15)
+    settled_at = {}
+    for k in range(1, 16):
+        bad = feed(ctl, "bad", k, failing=["test_copy", "test_reverse"])[-2]
+        assert bad is not None
+        if "bad" in ctl.recorder.stopped_early and "bad" not in settled_at:
+            settled_at["bad"] = k
+            assert bad.stop is None  # "worse" is still open: the run goes on
+            assert ctl.settled("bad").startswith("--sequential: bad settled (keep) after")
+        worse = feed(ctl, "worse", k, failing=["test_copy", "test_reverse", "test_add2"])[-2]
+        assert worse is not None
+        if worse.stop:
+            assert worse.stop.startswith("quantgate --sequential: verdict keep for worse settled")
+            break
+    assert settled_at and ctl.settled("worse") is not None and ctl.stopped is not None
+    assert ctl.settled("old") is None

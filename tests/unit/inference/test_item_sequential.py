@@ -141,3 +141,17 @@ def test_one_call_form_and_bad_designs():
         ItemSequentialTest.create(margin=-1.0)
     with pytest.raises(SpecError, match="shape"):
         ItemSequentialTest.create(margin=5.0).simulate(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)))
+
+
+def test_fresh_items_each_iteration_count_as_information_still_to_come() -> None:
+    """A suite that asks new items every iteration (the tiny suite) gains items with every iteration: after
+    3 of 15 most of the information is still to come, so a near miss of the margin is no final keep."""
+    test = ItemSequentialTest.create(margin=2.0)
+    base = {f"{k}-{i}": [1.0] for k in range(1, 4) for i in range(100)}
+    cand = dict(base) | {"2-7": [0.0], "3-9": [0.0]}  # two of 300 items lost: Δ -0.7 pp
+    decision = test.decide(base, cand, iterations=3)
+    assert decision.information is not None and decision.information < 0.5
+    assert decision.decision == "continue", decision.reason
+    fixed = {f"q{i}": [1.0, 1.0, 1.0] for i in range(300)}  # the same 300 items three times: nothing to come
+    fixed_cand = dict(fixed) | {"q7": [0.0, 0.0, 0.0], "q9": [0.0, 0.0, 0.0]}
+    assert test.decide(fixed, fixed_cand, iterations=3).information == 1.0
