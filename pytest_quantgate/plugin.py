@@ -1,8 +1,5 @@
-"""pytest glue: options, marks and hooks; the fixtures are in fixtures.py, the controller's hooks in reporting.py.
-
-Data flow: options → presets → one server per preset → ``llm`` fixture → level test → sample carried on the
-test report (so it survives xdist) → controller: results, gates and verdicts as test outcomes, decision table.
-"""
+"""pytest glue: options, marks and hooks (fixtures: fixtures.py; the controller's hooks: reporting.py). Data flow:
+options → presets → a server per preset → ``llm`` → level → sample on the report (survives xdist) → controller."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_quantgate import interrupts
 from pytest_quantgate.config import (
     INI_DIR,
     INI_GATES,
@@ -30,14 +28,8 @@ from pytest_quantgate.config import (
     WORKER_DIR,
     WORKER_RUN_ID,
 )
-from pytest_quantgate.fixtures import (  # noqa: F401 - pytest finds a plugin's fixtures in its namespace
-    llm,
-    measure,
-    quantgate_iteration,
-    quantgate_preset,
-    quantgate_server,
-)
-from pytest_quantgate.reporting import ControllerHooks, usage
+from pytest_quantgate.fixtures import llm, measure, quantgate_iteration, quantgate_preset, quantgate_server  # noqa: F401
+from pytest_quantgate.reporting import ControllerHooks, SampleTransport, usage
 from pytest_quantgate.stash import (
     ARTIFACTS_KEY,
     CONFIG_KEY,
@@ -45,6 +37,7 @@ from pytest_quantgate.stash import (
     LEVEL_KEY,
     LLM_KEY,
     MEASURE_KEY,
+    RESTORE_SIGINT_KEY,
     SERVERS_KEY,
     STARTED_KEY,
 )
@@ -99,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "gate(*exprs): quantgate gates on the suite (e.g. 'score_mean>=90') or, for pass_rate, on the level",
     )
+    config.pluginmanager.register(SampleTransport(), "quantgate-samples")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "quantgate-xdist")
 
@@ -113,6 +107,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from pytest_quantgate.servers import Servers
 
     config = session.config
+    config.stash[RESTORE_SIGINT_KEY] = interrupts.watch()
     worker = getattr(config, "workerinput", None)
     xdist = bool(getattr(config.option, "numprocesses", None))
     raw = raw_options(config.getoption, config.getini, rootdir=config.rootpath, worker=worker, xdist=xdist)
@@ -264,26 +259,8 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_report_to_serializable(report: pytest.TestReport) -> Generator[None, Any, Any]:
-    data = yield
-    from pytest_quantgate.recorder import SAMPLE_ATTR
-
-    if isinstance(data, dict) and hasattr(data.get(SAMPLE_ATTR), "to_dict"):
-        data[SAMPLE_ATTR] = data[SAMPLE_ATTR].to_dict()
-    return data
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_report_from_serializable(data: dict[str, Any]) -> Generator[None, Any, Any]:
-    report = yield
-    from pytest_quantgate.recorder import SAMPLE_ATTR
-
-    if isinstance(sample := getattr(report, SAMPLE_ATTR, None), dict):
-        from pytest_quantgate.levels import Sample
-
-        setattr(report, SAMPLE_ATTR, Sample.from_dict(sample))
-    return report
+def pytest_keyboard_interrupt() -> None:
+    interrupts.clear()  # raised and handled as usual: nothing left to raise again
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
@@ -294,6 +271,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if restore := session.config.stash.get(RESTORE_SIGINT_KEY, None):
+        restore()
     servers = session.config.stash.get(SERVERS_KEY, None)
     if servers is not None:
         servers.release_all()  # normally done by fixture teardown; this covers aborted sessions

@@ -108,3 +108,28 @@ def _emit(session: pytest.Session, outcome: Emitted) -> None:
             user_properties=[("quantgate_gate", message)] if when == "call" else [],
         )
         hook.pytest_runtest_logreport(report=report)
+
+
+class SampleTransport:
+    """The Sample on a level's report becomes a dict only when the report leaves the process (xdist, report
+    logs) and a Sample again on arrival."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
+        data = yield
+        from pytest_quantgate.recorder import SAMPLE_ATTR
+
+        if isinstance(data, dict) and hasattr(data.get(SAMPLE_ATTR), "to_dict"):
+            data[SAMPLE_ATTR] = data[SAMPLE_ATTR].to_dict()
+        return data
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_from_serializable(self, data: dict[str, Any]) -> Generator[None, Any, Any]:
+        report = yield
+        from pytest_quantgate.recorder import SAMPLE_ATTR
+
+        if isinstance(sample := getattr(report, SAMPLE_ATTR, None), dict):
+            from pytest_quantgate.levels import Sample
+
+            setattr(report, SAMPLE_ATTR, Sample.from_dict(sample))
+        return report

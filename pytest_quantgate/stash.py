@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # names in the keys' string annotations
+    from collections.abc import Callable  # noqa: F401
+
     from pytest_quantgate.artifacts import ArtifactWriter  # noqa: F401
     from pytest_quantgate.config import RunConfig  # noqa: F401
     from pytest_quantgate.controller import Controller  # noqa: F401
@@ -23,3 +25,4 @@ LLM_KEY = pytest.StashKey["Llm"]()
 STARTED_KEY = pytest.StashKey[float]()
 ARTIFACTS_KEY = pytest.StashKey["ArtifactWriter"]()
 MEASURE_KEY = pytest.StashKey["Measure"]()
+RESTORE_SIGINT_KEY = pytest.StashKey["Callable[[], None] | None"]()
