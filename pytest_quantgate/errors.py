@@ -22,6 +22,10 @@ class InstallError(QuantgateError):
 class ServerError(QuantgateError):
     """A server could not be started, stopped working, or is unreachable."""
 
+    # The last lines of the server's log, when they belong with this error but not in its message: shown
+    # once as a section of the failed level's report (pytest repeats a message in its summary under CI).
+    log_tail: str | None = None
+
 
 class ServerStartError(ServerError):
     """The server exited or never became ready during start-up."""

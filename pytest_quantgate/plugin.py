@@ -248,6 +248,8 @@ def pytest_runtest_makereport(
     )
     # The Sample itself: turned into a dict only when the report leaves the process (xdist, report logs).
     setattr(report, SAMPLE_ATTR, sample)
+    if tail := getattr(call.excinfo.value if call.excinfo else None, "log_tail", None):
+        report.sections.append(("quantgate: last lines of the server log", tail))
     validator = report.longreprtext if sample.outcome in ("failed", "error") else None
     if run_config.presets:
         item.config.stash[ARTIFACTS_KEY].write(run_config.preset_dir(preset_id), sample, exchanges, validator)

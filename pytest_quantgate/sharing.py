@@ -133,10 +133,12 @@ class Lease:
         message = f"{where}{headline}; the remaining levels of this preset fail at once"
         if self.info.argv:
             message += f"\n  command: {shlex.join(self.info.argv)}"
+        error = kind(message)
         if self.info.log:
             log = Path(self.info.log)
-            message += f"\n  log: {log}\n--- last lines of the server log ---\n{read_log_tail(log)}"
-        raise kind(message)
+            error.args = (f"{message}\n  log: {log} (its last lines: the report's server log section)",)
+            error.log_tail = read_log_tail(log)
+        raise error
 
     def _adopt(self, recorded: object) -> None:
         """Take on a failure recorded earlier (by this lease or another process), in its short form."""
