@@ -313,7 +313,10 @@ class Recorder:
         candidate = self.samples.get(preset_id, [])
         horizon = max(self.config.iterations or self.config.default_iterations, 3)
         decision: SequentialDecision | ItemSequentialDecision
-        if any(s.items or "[" in s.level for s in (*baseline.samples, *candidate)):
+        from pytest_quantgate.compare.items import decided_on_items
+
+        samplers = (baseline.preset.sampler, self._stream(preset_id).header.preset.sampler)
+        if decided_on_items((*baseline.samples, *candidate), samplers):
             from pytest_quantgate.inference import ItemSequentialTest
             from pytest_quantgate.levels import item_scores
 

@@ -11,16 +11,24 @@ from pytest_quantgate.inference import ItemComparison, item_noninferiority
 from pytest_quantgate.levels import item_scores
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from pytest_quantgate.compare.options import CompareOptions
     from pytest_quantgate.compare.sides import Side
     from pytest_quantgate.compare.verdict import Verdict
+    from pytest_quantgate.levels import Sample
 
 
 def is_greedy(sampler: Mapping[str, object]) -> bool:
     """Whether a recorded sampler always takes the most likely token."""
     return sampler.get("temperature") == 0 or sampler.get("top_k") == 1
+
+
+def decided_on_items(samples: Iterable[Sample], samplers: Iterable[Mapping[str, object]]) -> bool:
+    """Whether quality is decided on items: a level recorded items or is parametrized (each parameter an
+    item), or a side decodes greedily (its repeats are no draws: each level is then an item). The one rule
+    for the fixed comparison and the sequential test alike."""
+    return any(is_greedy(sampler) for sampler in samplers) or any(s.items or "[" in s.level for s in samples)
 
 
 def paired_items_of(
@@ -38,15 +46,15 @@ def paired_items_of(
     repeated draws of each level; under greedy decoding repeats are no draws, and each level is an item."""
     if not (base.from_samples and cand.from_samples):
         return None, {}
-    greedy = [role for role, side in (("baseline", base), ("candidate", cand)) if is_greedy(side.result.preset.sampler)]
-    if greedy:
+    sides = (("baseline", base), ("candidate", cand))
+    if not decided_on_items((*base.samples, *cand.samples), (side.result.preset.sampler for _, side in sides)):
+        return None, {}
+    if greedy := [role for role, side in sides if is_greedy(side.result.preset.sampler)]:
         problems.append(
             f"greedy decoding on the {' and the '.join(greedy)} (temperature 0 or top_k 1): its iterations repeat "
             "the same answers rather than draw new ones, so quality is decided on items, each level one item "
             "where the suite records none"
         )
-    elif not any(s.items or "[" in s.level for s in (*base.samples, *cand.samples)):
-        return None, {}
     b = item_scores(dataclasses.replace(s, level=b_map[s.level]) for s in base.samples if s.level in b_map)
     c = item_scores(dataclasses.replace(s, level=c_map[s.level]) for s in cand.samples if s.level in c_map)
     weights = {**b.weights, **c.weights}  # the candidate's points, as for the levels
@@ -101,4 +109,4 @@ def item_message(
     return f"verdict inconclusive ({why}){extra}; {tail}"
 
 
-__all__ = ["is_greedy", "item_message", "paired_items_of"]
+__all__ = ["decided_on_items", "is_greedy", "item_message", "paired_items_of"]

@@ -398,3 +398,16 @@ def test_with_two_candidates_the_run_stops_only_when_both_are_settled(tmp_path: 
             break
     assert settled_at and ctl.settled("worse") is not None and ctl.stopped is not None
     assert ctl.settled("old") is None
+
+
+def test_greedy_decoding_takes_the_item_sequential_test_as_the_comparison_does(tmp_path: Path) -> None:
+    from pytest_quantgate.presets import Sampler
+
+    old = make_result("old", tiny_levels(15), sampler={"temperature": 0.0})
+    store_latest(old, tmp_path / "qg" / "results")
+    greedy = preset("new", sampler=Sampler(temperature=0.0))
+    ctl = controller(tmp_path, greedy, baseline="old", sequential=True, margin=5.0, iterations=15)
+    collect(ctl, iterations=15)
+    for k in range(1, 4):
+        feed(ctl, "new", k)
+    assert type(ctl.recorder.sequential["new"]).__name__ == "ItemSequentialDecision"  # each level one item
