@@ -64,6 +64,9 @@ class Completion:
     timings: Timings | None = None
     endpoint: str = ""
     request: Mapping[str, Any] = field(default_factory=dict)
+    # Seconds from sending to each streamed event that carried text (empty when not streamed): the
+    # inter-token latencies are the gaps between them.
+    chunk_times_s: tuple[float, ...] = ()
 
     @property
     def text(self) -> str:
@@ -141,17 +144,73 @@ class Client:
 
     def complete(
         self,
-        prompt: str,
+        prompt: str | Sequence[int],
         *,
         max_tokens: int | None = None,
         stream: bool | None = None,
         timeout_s: float | None = None,
         **params: Any,
     ) -> Completion:
-        """``POST /v1/completions`` with a raw prompt (no chat template)."""
-        body = self._body(max_tokens, params) | {"prompt": prompt}
+        """``POST /v1/completions`` with a raw prompt (no chat template), text or token ids."""
+        body = self._body(max_tokens, params) | {"prompt": prompt if isinstance(prompt, str) else list(prompt)}
         body.pop("chat_template_kwargs", None)
         return self._send("/v1/completions", body, stream, timeout_s, chat=False)
+
+    def tokenize(self, text: str) -> list[int]:
+        """``POST /tokenize`` (llama-server): the token ids of *text*, no BOS added.
+
+        A server without the endpoint (another OpenAI-compatible server) raises :class:`ClientError`
+        saying so.
+        """
+        data = self.get_json("/tokenize", body={"content": text})
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+            raise ClientError(
+                f"/tokenize on {self.base_url} answered without a list of token ids: {_excerpt(data)}"
+            )
+        return tokens
+
+    def props(self) -> dict[str, Any]:
+        """``GET /props`` (llama-server): the settings the server runs with (slots, context, model, template)."""
+        data = self.get_json("/props")
+        if not isinstance(data, dict):
+            raise ClientError(f"/props on {self.base_url} answered {_excerpt(data, 80)}, not a JSON object")
+        return data
+
+    def slots(self) -> list[dict[str, Any]]:
+        """``GET /slots`` (llama-server): one object per slot."""
+        data = self.get_json("/slots")
+        if not isinstance(data, list) or not all(isinstance(slot, dict) for slot in data):
+            raise ClientError(f"/slots on {self.base_url} answered {_excerpt(data, 80)}, not a list of objects")
+        return data
+
+    def metrics(self) -> str:
+        """``GET /metrics`` (llama-server with ``--metrics``): the Prometheus text."""
+        return self._get("/metrics").text
+
+    def get_json(self, path: str, *, body: Mapping[str, Any] | None = None) -> Any:
+        """GET *path* (POST *body* when given) and decode its JSON answer; any failure is a ClientError
+        naming the URL and the HTTP status."""
+        response = self._get(path, body=body)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ClientError(
+                f"{path} on {self.base_url} answered something that is not JSON: {response.text[:200]!r}"
+            ) from exc
+
+    def _get(self, path: str, *, body: Mapping[str, Any] | None = None) -> httpx.Response:
+        try:
+            if body is None:
+                response = self._http.get(path, timeout=httpx.Timeout(30.0))
+            else:
+                response = self._http.post(path, json=dict(body), timeout=httpx.Timeout(30.0))
+        except httpx.HTTPError as exc:
+            raise ClientTransportError(f"{path} on {self.base_url} failed: {exc!r}") from exc
+        if response.status_code >= 400:
+            excerpt = response.text[:300].strip()
+            raise ClientError(f"{path} on {self.base_url} answered HTTP {response.status_code}: {excerpt}")
+        return response
 
     def close(self) -> None:
         self._http.close()
@@ -322,6 +381,7 @@ class Client:
         content: list[str] = []
         reasoning: list[str] = []
         ttft: float | None = None
+        chunk_times: list[float] = []
         finish: str | None = None
         usage: object = None
         timings: Timings | None = None
@@ -363,8 +423,10 @@ class Client:
                         thought = _string(delta.get("reasoning_content"), "delta.reasoning_content")
                     else:
                         piece, thought = _string(choice.get("text"), "text"), ""
-                    if (piece or thought) and ttft is None:
-                        ttft = time.perf_counter() - started
+                    if piece or thought:
+                        chunk_times.append(time.perf_counter() - started)
+                        if ttft is None:
+                            ttft = chunk_times[-1]
                     if piece:
                         content.append(piece)
                     if thought:
@@ -401,6 +463,7 @@ class Client:
             timings=timings,
             endpoint=path,
             request=body,
+            chunk_times_s=tuple(chunk_times),
         )
 
 

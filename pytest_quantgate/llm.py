@@ -22,7 +22,7 @@ class Exchange:
     """One request as sent and its answer, kept for the iteration's artifact."""
 
     kind: str  # "chat" or "complete"
-    prompt: str | Sequence[Message]
+    prompt: str | Sequence[Message] | Sequence[int]
     params: dict[str, Any]
     completion: Completion
 
@@ -63,12 +63,13 @@ class Llm:
         __tracebackhide__ = True
         return self._ask("chat", prompt, params)
 
-    def complete(self, prompt: str, **params: Any) -> Completion:
-        """Raw completion (no chat template), for base models and the tiny presets."""
+    def complete(self, prompt: str | Sequence[int], **params: Any) -> Completion:
+        """Raw completion (no chat template), for base models and the tiny presets; a list of token ids
+        is sent as it is (an exact prompt length)."""
         __tracebackhide__ = True
         return self._ask("complete", prompt, params)
 
-    def _ask(self, kind: str, prompt: str | Sequence[Message], params: dict[str, Any]) -> Completion:
+    def _ask(self, kind: str, prompt: str | Sequence[Message] | Sequence[int], params: dict[str, Any]) -> Completion:
         __tracebackhide__ = True
         if self._before is not None:
             self._before()
@@ -78,16 +79,20 @@ class Llm:
         sent_at = time.time()
         try:
             if kind == "chat":
-                completion = self._client.chat(prompt, **params)
+                completion = self._client.chat(prompt, **params)  # type: ignore[arg-type]
             else:
-                assert isinstance(prompt, str), "complete() takes a prompt string; use chat() for messages"
-                completion = self._client.complete(prompt, **params)
+                assert not _messages(prompt), "complete() takes a prompt string or token ids; use chat() for messages"
+                completion = self._client.complete(prompt, **params)  # type: ignore[arg-type]
         except ClientError as exc:
             if self._after_timeout is not None and timed_out(exc):
                 self._after_timeout(sent_at)
             raise
         self.exchanges.append(Exchange(kind, prompt, dict(params), completion))
         return completion
+
+
+def _messages(prompt: object) -> bool:
+    return not isinstance(prompt, str) and any(not isinstance(part, int) for part in prompt)  # type: ignore[attr-defined]
 
 
 def timed_out(exc: ClientError) -> bool:

@@ -615,3 +615,56 @@ def test_any_json_events_are_an_answer_or_a_quantgate_error(events: list[object]
     body = sse(*(json.dumps(e) for e in events), done=done)
     client, _ = client_for(lambda r: stream_response(body))
     ask(client, chat, stream=True)
+
+
+# -- lane additions: chunk times, token-id prompts, /tokenize, /props, /slots -------------------------------
+
+
+def test_every_text_event_is_timed_for_inter_token_latencies() -> None:
+    def chunks() -> Iterator[bytes]:
+        yield sse(delta(role="assistant"), done=False)  # no text: not a token
+        yield sse(delta(content="a"), done=False)
+        time.sleep(0.1)
+        yield sse(delta(content="b"), delta(content="c"), {"choices": [], "usage": {"completion_tokens": 3}})
+
+    client, _ = client_for(lambda r: stream_response(chunks()))
+    c = client.chat("hi")
+    assert len(c.chunk_times_s) == 3
+    assert c.chunk_times_s[0] == c.ttft_s
+    assert c.chunk_times_s[1] - c.chunk_times_s[0] >= 0.1  # the sleep lies between the first and second token
+    assert list(c.chunk_times_s) == sorted(c.chunk_times_s)
+
+
+def test_a_prompt_of_token_ids_is_sent_as_a_list() -> None:
+    whole = {"choices": [{"text": "x", "finish_reason": "length"}]}
+    client, rec = client_for(lambda r: httpx.Response(200, json=whole))
+    client.complete((1, 2, 3), stream=False)
+    assert rec.body["prompt"] == [1, 2, 3]
+
+
+def test_tokenize_props_and_slots_read_llama_server_endpoints() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/tokenize":
+            assert json.loads(request.content) == {"content": "hi"}
+            return httpx.Response(200, json={"tokens": [104, 105]})
+        if request.url.path == "/props":
+            return httpx.Response(200, json={"total_slots": 2})
+        if request.url.path == "/slots":
+            return httpx.Response(200, json=[{"id": 0}, {"id": 1}])
+        return httpx.Response(404, text="File Not Found")
+
+    client, _ = client_for(answer)
+    assert client.tokenize("hi") == [104, 105]
+    assert client.props() == {"total_slots": 2}
+    assert len(client.slots()) == 2
+    with pytest.raises(ClientError, match=r"/metrics on http://model.test answered HTTP 404: File Not Found"):
+        client.metrics()
+
+
+def test_a_server_without_tokenize_is_a_client_error_naming_the_url() -> None:
+    client, _ = client_for(lambda r: httpx.Response(404, json={"error": "not found"}))
+    with pytest.raises(ClientError, match=r"/tokenize on http://model.test answered HTTP 404"):
+        client.tokenize("hi")
+    bad, _ = client_for(lambda r: httpx.Response(200, json={"tokens": "nope"}))
+    with pytest.raises(ClientError, match="without a list of token ids"):
+        bad.tokenize("hi")
