@@ -93,7 +93,22 @@ def preset_record(preset: Preset) -> PresetRecord:
         memory_ceiling_mb=preset.memory_ceiling_mb,
         max_tokens=preset.max_tokens,
         cache_prompt=preset.prompt_cache(),
+        draft=_draft_record(preset),
     )
+
+
+def _draft_record(preset: Preset) -> dict[str, Any] | None:
+    draft = preset.draft
+    if draft is None:
+        return None
+    model = draft.model
+    return {
+        "model": preset.redact([str(model)])[0] if model is not None else None,
+        "model_digest": sampled_digest(model) if model is not None else None,
+        "spec_type": draft.spec_type,
+        "n_max": draft.n_max,
+        "args": preset.redact(draft.args),
+    }
 
 
 def _binary(preset: Preset, argv0: str | None) -> Path | None:

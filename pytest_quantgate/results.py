@@ -54,6 +54,9 @@ class PresetRecord(_Model):
     memory_ceiling_mb: float | None = None
     max_tokens: int | None = None
     cache_prompt: bool | None = None  # what requests sent as llama-server's cache_prompt (None: not sent)
+    draft: dict[str, Any] | None = None  # speculative decoding: model, its digest, spec_type, n_max, args
+    # What the server reported it runs with (/props, /slots): see pytest_quantgate.effective.
+    effective: dict[str, Any] | None = None
 
 
 class ServerRecord(_Model):

@@ -298,6 +298,11 @@ def spec_for(preset: Preset, *, port: int | None = None) -> ServerSpec:
             raise ServerStartError(
                 f"{where}: model file {str(preset.model)!r} does not exist; fix 'model' in the preset"
             )
+        if preset.draft is not None and preset.draft.model is not None and not preset.draft.model.is_file():
+            raise ServerStartError(
+                f"{where}: draft model file {str(preset.draft.model)!r} does not exist, so no figure of this preset "
+                "(draft_acceptance included) can be measured; fix 'draft.model' in the preset"
+            )
         argv = [str(find_binary("llama-server", preset.binary)), "-m", str(preset.model)]
         argv += ["--host", preset.host, "--port", str(chosen), "-np", str(preset.parallel)]
         if preset.context_size:

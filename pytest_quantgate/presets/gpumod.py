@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_quantgate.errors import PresetError
 from pytest_quantgate.flags import server_args
+from pytest_quantgate.presets.draft import draft_from_args
 from pytest_quantgate.presets.model import Preset
 from pytest_quantgate.presets.own import _Strict
 from pytest_quantgate.presets.values import _path, _split, expand
@@ -94,6 +95,7 @@ def _from_gpumod(model: GpumodPresetModel, path: Path) -> Preset:
             model=gguf_path,
             context_size=uv.context_size or model.context_size,
             extra_args=tuple(args),
+            draft=draft_from_args(args),
             secrets=tuple(secrets),
             **common,
         )

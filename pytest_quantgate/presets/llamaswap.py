@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pytest_quantgate.errors import PresetError
 from pytest_quantgate.flags import server_args
+from pytest_quantgate.presets.draft import draft_from_args
 from pytest_quantgate.presets.model import Preset
 from pytest_quantgate.presets.values import _split, expand
 
@@ -74,6 +75,7 @@ def _from_llama_swap(config: LlamaSwapConfig, path: Path) -> list[Preset]:
                 health_endpoint=entry.checkEndpoint or "/health",
                 env=tuple(sorted(env)),
                 origin="llama-swap",
+                draft=draft_from_args(argv[1:]),
                 secrets=tuple(secrets),
             )
         )

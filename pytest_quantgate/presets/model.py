@@ -14,6 +14,8 @@ from pytest_quantgate.errors import PresetError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from pytest_quantgate.presets.draft import Draft
+
 Driver = Literal["llamacpp", "command", "external"]
 
 
@@ -64,6 +66,7 @@ class Preset:
     cache_prompt: bool | None = None  # request.cache_prompt; None: see request_defaults()
     gates: tuple[str, ...] = ()
     origin: Literal["quantgate", "gpumod", "llama-swap"] = "quantgate"
+    draft: Draft | None = None  # speculative decoding; its flags are in extra_args (or the command) too
     # Credentials the file's values expanded to: never written or shown (see redact()).
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_quantgate.errors import PresetError
 from pytest_quantgate.flags import server_args
+from pytest_quantgate.presets.draft import DraftModel, draft_from_model
 from pytest_quantgate.presets.model import Driver, Preset, Sampler
 from pytest_quantgate.presets.values import _binary, _path, _split, expand
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 # The base of the file models that reject unknown keys (gpumod's top level uses it too).
@@ -66,6 +65,7 @@ class PresetModel(_Strict):
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     request: RequestModel = Field(default_factory=RequestModel)
     gates: list[str] = Field(default_factory=list)
+    draft: DraftModel | None = None  # speculative decoding: a draft model (-md) or an n-gram --spec-type
 
 
 def _from_own(model: PresetModel, path: Path | None) -> Preset:
@@ -96,6 +96,11 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         server_args(extra, where="extra_args")
     if model.api_key_env and (key := os.environ.get(model.api_key_env)):
         secrets.append(key)
+    draft = None
+    if model.draft is not None:
+        where = f"{path}: preset {model.id!r}"
+        draft = draft_from_model(model.draft, lambda value: _path(value, base, x) or Path(value), extra, where)
+        extra = [*extra, *draft.server_args()]
     return Preset(
         id=model.id,
         name=model.name or model.id,
@@ -124,5 +129,6 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         stream=model.request.stream,
         cache_prompt=model.request.cache_prompt,
         gates=tuple(model.gates),
+        draft=draft,
         secrets=tuple(secrets),
     )

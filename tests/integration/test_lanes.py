@@ -100,3 +100,15 @@ def test_a_server_without_tokenize_or_props_names_each_figure(lane_peer: LanePee
     assert "fixed_wall_s and decode_tps cannot be measured" in out
     assert "draft_acceptance is not applicable: the server does not say" in out
     assert not result["summary"]["measures"]
+
+
+@pytest.mark.parametrize("preset", ["tiny-f16-spec", "tiny-f16-ngram"])
+def test_draft_acceptance_is_measured_with_a_draft(llama_server_bin: Path, tmp_path: Path, preset: str) -> None:
+    # tiny-q4_0 drafting for tiny-f16, and an n-gram drafter: both start with --metrics, so the suite also
+    # checks the timings' sums against the server's spec_decode counters (it fails the level if they differ).
+    code, out, result = run_suite(tmp_path, "--preset", preset, "-k", "speculative", server=llama_server_bin)
+    assert code == 0, out[-3000:]
+    series = result["summary"]["measures"]["draft_acceptance"]
+    assert series["unit"] == "fraction"
+    assert all(0 < v <= 1 for _, v in series["per_iteration"]), series
+    assert result["preset"]["draft"]["spec_type"] in ("draft-simple", "ngram-simple")
