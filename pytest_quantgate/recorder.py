@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pytest_quantgate import __version__
 from pytest_quantgate.credentials import redact
+from pytest_quantgate.effective import load as load_effective
 from pytest_quantgate.errors import QuantgateError, ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
 from pytest_quantgate.levels import (
@@ -377,6 +378,7 @@ class Recorder:
         agg = self.aggregate(preset_id)
         info = read_info(self.config.preset_dir(preset_id))
         record = stream.header.preset.model_copy()
+        record.effective = load_effective(self.config.preset_dir(preset_id))
         if info is not None:
             preset = self._preset(preset_id)
             record.argv = preset.redact(info.argv) if preset else redact(info.argv)

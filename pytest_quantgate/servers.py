@@ -30,9 +30,21 @@ class Servers:
             else:
                 lease = acquire(preset, self.config.preset_dir(preset.id), shared=self.config.shared)
             self._leases[preset.id] = lease
+            self._record_effective(preset, lease)
             if lease.info.pid is not None:
                 self._samplers[preset.id] = PeakSampler(probe_for(lease.info.pid)).start()
         return self._leases[preset.id]
+
+    def _record_effective(self, preset: Preset, lease: Lease) -> None:
+        """What the server runs with (/props, /slots), kept for the result's provenance; once per preset."""
+        from pytest_quantgate import effective
+        from pytest_quantgate.client import Client
+
+        directory = self.config.preset_dir(preset.id)
+        if (directory / effective.FILE_NAME).exists():
+            return
+        with Client(lease.base_url, api_key=preset.api_key()) as client:
+            effective.save(effective.read(client), directory)
 
     def client(self, preset: Preset) -> Client:
         from pytest_quantgate.client import Client

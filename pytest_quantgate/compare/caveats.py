@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from pytest_quantgate import effective
 from pytest_quantgate.render.format import percent
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ def provenance_caveats(b: ResultFile, c: ResultFile, options: CompareOptions) ->
                 f"runs {days:.1f} days apart ({b.started_at} → {c.started_at}), more than {options.max_age_days:g}: "
                 "drivers, background load or the machine may have changed; re-run the baseline if speed matters"
             )
+    out += _effective_caveats(b, c)
     for role, r in (("baseline", b), ("candidate", c)):
         if not r.complete:
             done = len({s.iteration for s in r.samples})
@@ -135,6 +137,29 @@ def provenance_caveats(b: ResultFile, c: ResultFile, options: CompareOptions) ->
                 f"{role} incomplete (interrupted run {r.run_id}, or read from its result.jsonl): {done} "
                 f"iteration(s){planned} recorded; compared as it stands"
             )
+    return out
+
+
+def _draft(draft: dict[str, object] | None) -> str:
+    if not draft:
+        return "none"
+    model = draft.get("model")
+    name = f" with {str(model).rsplit('/', 1)[-1]}" if model else ""
+    return f"{draft.get('spec_type') or 'draft'}{name}"
+
+
+def _effective_caveats(b: ResultFile, c: ResultFile) -> list[str]:
+    """Speculative drafts, and what the servers really ran with (/props, /slots): between the two runs, and
+    against what each preset asked."""
+    out: list[str] = []
+    if b.preset.draft != c.preset.draft:
+        out.append(
+            f"speculative draft: {_draft(b.preset.draft)} → {_draft(c.preset.draft)}: decode speed and "
+            "draft acceptance differ by design"
+        )
+    out += effective.differences(b.preset.effective, c.preset.effective, ("baseline", "candidate"))
+    for role, r in (("baseline", b), ("candidate", c)):
+        out += [f"{role}: {line}" for line in effective.asked_vs_took(r.preset)]
     return out
 
 

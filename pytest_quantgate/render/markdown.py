@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_quantgate import effective
 from pytest_quantgate.compare import Comparison, compare, result_aggregate
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.render.comparison import (
@@ -214,6 +215,8 @@ def _provenance_table(results: Sequence[ResultFile]) -> str:
             ("sampler", p.sampler or None),
             ("chat template kwargs", p.chat_template_kwargs or None),
             ("memory ceiling MB", p.memory_ceiling_mb),
+            ("speculative draft", _draft_text(p.draft)),
+            *((f"server took: {label}", value) for label, value in effective.describe(p.effective or {})),
             ("load s", r.server.load_s),
             ("memory source", r.server.memory_source),
             *((f"host {k}", v) for k, v in r.host.items()),
@@ -230,7 +233,23 @@ def _provenance_table(results: Sequence[ResultFile]) -> str:
     if len(results) == 2:
         headers = ["", f"{results[0].preset.id} (this result)", f"{results[1].preset.id} (baseline)"]
     rows = [[k, *("—" if col.get(k) is None else f"`{col[k]}`" for col in columns)] for k in keys]
-    return md_table(headers, rows)
+    table = md_table(headers, rows)
+    # "server took" rows are what /props and /slots reported; where that differs from the preset, say so.
+    notes = [f"- {line}" for r in results for line in effective.asked_vs_took(r.preset)]
+    if notes:
+        table += "\n\nWhat the server took differs from what the preset asked:\n\n" + "\n".join(notes)
+    return table
+
+
+def _draft_text(draft: dict[str, object] | None) -> str | None:
+    if not draft:
+        return None
+    parts = [str(draft.get("spec_type") or "draft")]
+    if draft.get("model"):
+        parts.append(f"model {draft['model']}")
+    if draft.get("n_max"):
+        parts.append(f"n_max {draft['n_max']}")
+    return ", ".join(parts)
 
 
 __all__ = ["PLOTS_HINT", "md_table", "render_markdown", "write_report"]

@@ -53,6 +53,16 @@ def test_every_figure_is_measured_on_the_tiny_server(llama_server_bin: Path, tmp
     assert "draft_acceptance" not in measures
     assert "preset tiny-f16: draft_acceptance is not applicable" in out
     assert result["server"]["load_s"] is not None
+    # What the server took, from /props and /slots: one slot of 256 tokens where the preset asked for 128.
+    took = result["preset"]["effective"]
+    assert took["total_slots"] == 1 and took["n_ctx_per_slot"] == 256 and took["speculative"] is False
+    assert took["model_path"].endswith("tiny-f16.gguf")
+    result_file = next(tmp_path.glob("runs/*/*/result.json"))
+    report = subprocess.run([sys.executable, "-m", "pytest_quantgate.cli", "report", str(result_file)],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    text = Path(report).read_text()
+    assert "| server took: context per slot | `256` |" in text
+    assert "preset tiny-f16 asked for a context of 128 tokens; the server runs 256 per slot" in text
 
 
 def test_lengths_are_options_and_exact(llama_server_bin: Path, tmp_path: Path) -> None:
