@@ -19,6 +19,7 @@ from pytest_quantgate.render.comparison import (
     recommendation_rows,
 )
 from pytest_quantgate.render.format import number
+from pytest_quantgate.render.lanes import LANE_HEADERS, has_lanes, lane_rows
 from pytest_quantgate.render.plots import PLOTS_HINT, write_plots
 from pytest_quantgate.render.terminal import DECISION_HEADERS, MEASURE_HEADERS, decision_rows, measure_rows, verdict
 from pytest_quantgate.results import load_result
@@ -120,6 +121,10 @@ def render_markdown(
         row = decision_rows([agg], {})[0]
         row[-1] = verdict(result.gates, agg.errors)  # the stored outcomes, in the terminal table's words
         out.append(md_table(DECISION_HEADERS, [row], right=right))
+    lanes = [agg] if comparison is None else [agg, comparison.baseline_aggregate]
+    if has_lanes(lanes):
+        out += ["", "## Lanes", "", "Means over iterations; n/a: the server could not give the figure.", ""]
+        out.append(md_table(LANE_HEADERS, lane_rows(lanes), right=frozenset(range(1, len(LANE_HEADERS)))))
     if agg.measures:
         out += ["", "## Measurements", "", "Per iteration: the mean of what the levels recorded under the name.", ""]
         out.append(md_table(MEASURE_HEADERS, measure_rows([agg]), right=frozenset(range(4, 11))))

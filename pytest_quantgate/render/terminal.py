@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from pytest_quantgate.render.format import number, percent, signed
+from pytest_quantgate.render.lanes import LANES_TITLE, has_lanes, lane_table
 from pytest_quantgate.render.table import table
 
 if TYPE_CHECKING:
@@ -130,12 +131,10 @@ def render(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[GateOutcom
     rows = decision_rows(aggs, gates)
     if len(aggs) == 2:
         rows.append(delta_row(aggs[0], aggs[1]))
-    parts = [
-        table(DECISION_HEADERS, rows, right=frozenset(range(1, 10))),
-        "",
-        "per-level pass rates:",
-        level_table(aggs),
-    ]
+    parts = [table(DECISION_HEADERS, rows, right=frozenset(range(1, 10)))]
+    if has_lanes(aggs):
+        parts += ["", LANES_TITLE, lane_table(aggs)]
+    parts += ["", "per-level pass rates:", level_table(aggs)]
     if any(agg.measures for agg in aggs):
         parts += ["", "measurements (per iteration: the mean of what the levels recorded):", measure_table(aggs)]
     failed = [o for outcomes in gates.values() for o in outcomes if not o.passed]
