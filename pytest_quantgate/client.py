@@ -202,9 +202,9 @@ class Client:
     def _get(self, path: str, *, body: Mapping[str, Any] | None = None) -> httpx.Response:
         try:
             if body is None:
-                response = self._http.get(path, timeout=httpx.Timeout(30.0))
+                response = self._http.get(path, timeout=httpx.Timeout(10.0))
             else:
-                response = self._http.post(path, json=dict(body), timeout=httpx.Timeout(30.0))
+                response = self._http.post(path, json=dict(body), timeout=httpx.Timeout(10.0))
         except httpx.HTTPError as exc:
             raise ClientTransportError(f"{path} on {self.base_url} failed: {exc!r}") from exc
         if response.status_code >= 400:

@@ -53,10 +53,16 @@ def _option(config: pytest.Config, flag: str, ini: str, smallest: int) -> int:
 
 
 @pytest.fixture(scope="session")
-def lane_server(quantgate_preset, quantgate_server) -> LaneServer:
-    """The server as the lanes see it: /props, /slots and /tokenize, read once per preset."""
+def lane_client(quantgate_server, quantgate_preset):
+    """A client for the lane's side requests (/props, /slots, /tokenize, /metrics), one per preset."""
     with Client(quantgate_server.base_url, api_key=quantgate_preset.api_key()) as client:
-        return probe(client, quantgate_preset.id)
+        yield client
+
+
+@pytest.fixture(scope="session")
+def lane_server(quantgate_preset, lane_client) -> LaneServer:
+    """The server as the lanes see it: /props, /slots and /tokenize, read once per preset."""
+    return probe(lane_client, quantgate_preset.id)
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +89,3 @@ def lane_slots(request: pytest.FixtureRequest, quantgate_preset) -> int:
     """Concurrent streams of the N-slot figure: --lane-slots, else the preset's parallel."""
     return _option(request.config, OPT_SLOTS, "lane_slots", 0) or quantgate_preset.parallel
 
-
-@pytest.fixture
-def lane_client(quantgate_server, quantgate_preset):
-    """A client for the lane's side requests (/metrics), closed after the level."""
-    with Client(quantgate_server.base_url, api_key=quantgate_preset.api_key()) as client:
-        yield client

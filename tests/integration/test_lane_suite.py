@@ -101,6 +101,7 @@ def test_a_server_without_timings_gives_what_it_can(lane_peer: LanePeer, tmp_pat
     assert "fixed_wall_s" in measures and "slots_aggregate_tps" in measures and "p99_itl_ms" in measures
     assert "prefill_tps cannot be measured: the answer carries no timings" in out
     assert "decode_tps cannot be measured: the answer carries no timings" in out
+    assert result["preset"]["effective"]["build_info"] == "lane-peer"  # its /props, recorded
 
 
 def test_a_server_without_tokenize_or_props_names_each_figure(lane_peer: LanePeer, tmp_path: Path) -> None:
@@ -110,6 +111,7 @@ def test_a_server_without_tokenize_or_props_names_each_figure(lane_peer: LanePee
     assert "fixed_wall_s and decode_tps cannot be measured" in out
     assert "draft_acceptance is not applicable: the server does not say" in out
     assert not result["summary"]["measures"]
+    assert result["preset"]["effective"] is None  # no /props: nothing recorded, nothing guessed
 
 
 @pytest.mark.parametrize("preset", ["tiny-f16-spec", "tiny-f16-ngram"])

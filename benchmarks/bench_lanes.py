@@ -1,0 +1,193 @@
+"""The lane suite's own cost against the real tiny llama-server (B7 of the benchmark protocol,
+docs/benchmarks.md), side by side in one run. Prints medians of --repeat runs and their spread; never asserts.
+
+    python benchmarks/bench_lanes.py [--repeat 3] [--requests 30] [--slots 2]
+
+B7a per request: the lane suite's fixed request (``example_suites/perf -k fixed_request``), --requests
+    iterations, against a bare httpx loop sending the very same requests (the same token ids, lengths,
+    ignore_eos, cache_prompt false, streamed) on the same server in the same pytest run. For both, the
+    milliseconds per request beyond the server's own prompt_ms + predicted_ms; the figure is the lane's
+    minus the bare loop's (goal <= 1 ms).
+B7b N slots: the lane suite's slots_aggregate_tps on a --parallel N server against N bare concurrent
+    httpx clients (one thread and one connection each, released together) sending the same requests, on the
+    same server in the same run: the ratio lane / bare of the medians (goal >= 0.95).
+
+The suite runs in this process (pytest.main), copied into a temporary directory beside one extra test file
+that runs the bare loops first, through the lane suite's own fixtures (so the prompts are the same ids).
+Run it on a quiet machine: a background build or training run slows llama-server several-fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_harness import BENCH_CONTEXT, _Window, bench_model, bench_preset, spread
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT_TOKENS = 256
+OUTPUT_TOKENS = 512
+
+# Runs before test_lanes.py (file order): the bare loops, on the lane suite's own server and prompt.
+BARE = '''
+import json, threading, time
+import httpx
+
+BODY = {body!r}
+
+
+def one(client, ids, out):
+    # The same single retry as quantgate's client when llama-server closed a kept-alive connection unanswered.
+    try:
+        return attempt(client, ids, out)
+    except httpx.RemoteProtocolError:
+        return attempt(client, ids, out)
+
+
+def attempt(client, ids, out):
+    payload = {{**BODY, "prompt": ids, "max_tokens": out, "stream": True, "stream_options": {{"include_usage": True}}}}
+    with client.stream("POST", "/v1/completions", json=payload) as response:
+        timings = usage = None
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line[6:] != "[DONE]":
+                event = json.loads(line[6:])
+                timings = event.get("timings", timings)
+                usage = event.get("usage") or usage
+    return timings, usage
+
+
+def test_0_bare_loop(quantgate_server, lane_server, lane_lengths, lane_slots):
+    ids = lane_server.prompt(lane_lengths.used.prompt, "bare")
+    out = lane_lengths.used.output
+    results = {{}}
+    if {mode!r} == "sequential":
+        server_ms = 0.0
+        with httpx.Client(base_url=quantgate_server.base_url, timeout=120) as client:
+            client.get("/health")
+            started = time.perf_counter()
+            for _ in range({n}):
+                timings, _ = one(client, ids, out)
+                server_ms += timings["prompt_ms"] + timings["predicted_ms"]
+            results = {{"wall": time.perf_counter() - started, "server": server_ms / 1000}}
+    else:
+        rates = []
+        for _ in range({n}):
+            clients = [httpx.Client(base_url=quantgate_server.base_url, timeout=120) for _ in range(lane_slots)]
+            for c in clients:
+                c.get("/health")
+            barrier = threading.Barrier(lane_slots + 1)
+            tokens = [0] * lane_slots
+
+            def stream(i):
+                barrier.wait()
+                _, usage = one(clients[i], ids, out)
+                tokens[i] = usage["completion_tokens"]
+
+            threads = [threading.Thread(target=stream, args=(i,)) for i in range(lane_slots)]
+            for t in threads:
+                t.start()
+            barrier.wait()
+            started = time.perf_counter()
+            for t in threads:
+                t.join()
+            rates.append(sum(tokens) / (time.perf_counter() - started))
+            for c in clients:
+                c.close()
+        results = {{"rates": rates}}
+    with open({out!r}, "w") as fh:
+        json.dump(results, fh)
+'''
+
+_RUNS = itertools.count()
+
+
+def lane_run(preset: Path, mode: str, n: int, slots: int) -> tuple[dict, dict, float]:
+    """(the result file, the bare loop's figures, the lane levels' window in seconds) of one pytest.main run."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        suite = tmp / "perf"
+        shutil.copytree(ROOT / "example_suites" / "perf", suite, ignore=shutil.ignore_patterns("__pycache__"))
+        (suite / "pytest.ini").unlink()  # its quantgate_dir points into the repository
+        out = tmp / "bare.json"
+        body = {"max_tokens": OUTPUT_TOKENS, "ignore_eos": True, "cache_prompt": False, "temperature": 0.0,
+                "top_k": 1, "seed": 0}  # fmt: skip
+        # Fresh module names per run: pytest.main in one process keeps each test module it imported.
+        run = next(_RUNS)
+        (suite / "test_lanes.py").rename(suite / f"test_lanes_{run}.py")
+        (suite / f"test_0_bare_{run}.py").write_text(BARE.format(body=body, mode=mode, n=n, out=str(out)))
+        select = "fixed_request or bare" if mode == "sequential" else "slots or bare"
+        window = _Window()
+        argv = [str(suite), "-q", "-p", "no:cacheprovider", "--import-mode", "importlib", "--rootdir", str(suite),
+                "-k", select,
+                "--iterations", str(n), "--quantgate-dir", tmp_name,
+                "--preset", str(preset), "--lane-prompt-tokens", str(PROMPT_TOKENS),
+                "--lane-output-tokens", str(OUTPUT_TOKENS), "--lane-slots", str(slots)]  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()) as text:
+            code = pytest.main(argv, plugins=[window])
+        if code != 0:
+            raise SystemExit(f"the lane suite failed ({code}):\n{text.getvalue()[-3000:]}")
+        result = json.loads(next(tmp.glob("runs/*/*/result.json")).read_text())
+        return result, json.loads(out.read_text()), window.seconds
+
+
+def per_request(preset: Path, n: int) -> tuple[float, float]:
+    """(lane ms per request beyond the server's time, bare loop's ditto)."""
+    result, bare, window = lane_run(preset, "sequential", n, 1)
+    requests = [r for s in result["samples"] for r in s["requests"]]
+    assert len(requests) == n, len(requests)
+    server = sum(r["prompt_ms"] + r["predicted_ms"] for r in requests) / 1000
+    return 1000 * (window - server) / n, 1000 * (bare["wall"] - bare["server"]) / n
+
+
+def slots_ratio(preset: Path, n: int, slots: int) -> tuple[float, float]:
+    """(lane slots_aggregate_tps median, bare concurrent clients' median) over n rounds each."""
+    result, bare, _ = lane_run(preset, "concurrent", n, slots)
+    lane = [v for _, v in result["summary"]["measures"]["slots_aggregate_tps"]["per_iteration"]]
+    return statistics.median(lane), statistics.median(bare["rates"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=30, help="fixed requests (and slot rounds) per run")
+    parser.add_argument("--slots", type=int, default=2)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs; tiny F16 model (context {BENCH_CONTEXT} per slot); "
+          f"{PROMPT_TOKENS} tokens in / {OUTPUT_TOKENS} out, ignore_eos")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        model = bench_model(tmp, BENCH_CONTEXT)
+        one = bench_preset(tmp, model, context=BENCH_CONTEXT, parallel=1)
+        many = bench_preset(tmp, model, context=BENCH_CONTEXT, parallel=args.slots)
+        lane_run(one, "sequential", 2, 1)  # warm-up: imports happen once per process
+        lane_ms, bare_ms, extra = [], [], []
+        lane_tps, bare_tps, ratios = [], [], []
+        for _ in range(args.repeat):
+            lane, bare = per_request(one, args.requests)
+            lane_ms.append(lane)
+            bare_ms.append(bare)
+            extra.append(lane - bare)
+            lane_rate, bare_rate = slots_ratio(many, args.requests, args.slots)
+            lane_tps.append(lane_rate)
+            bare_tps.append(bare_rate)
+            ratios.append(lane_rate / bare_rate)
+    print(f"B7a ms per request beyond the server's time: lane suite {spread(lane_ms)}; bare httpx {spread(bare_ms)}; "
+          f"lane - bare {spread(extra)} (goal <= 1 ms)")  # fmt: skip
+    print(f"B7b {args.slots}-slot aggregate tok/s: lane suite {spread(lane_tps)}; {args.slots} bare clients "
+          f"{spread(bare_tps)}; ratio lane / bare {spread(ratios)} (goal >= 0.95)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
