@@ -6,8 +6,8 @@ docs/benchmarks.md), side by side in one run. Prints medians of --repeat runs an
 B7a per request: the lane suite's fixed request (``example_suites/perf -k fixed_request``), --requests
     iterations, against a bare httpx loop sending the very same requests (the same token ids, lengths,
     ignore_eos, cache_prompt false, not streamed, as the lane sends them) on the same server in the same
-    pytest run. For both, the milliseconds per request beyond the server's own prompt_ms + predicted_ms; the figure is the lane's
-    minus the bare loop's (goal <= 1 ms).
+    pytest run. For both, the milliseconds per request beyond the server's own prompt_ms + predicted_ms;
+    the figure is the lane's minus the bare loop's (goal <= 1 ms).
 B7b N slots: the lane suite's slots_aggregate_tps on a --parallel N server against N bare concurrent
     httpx clients (one thread and one connection each, released together) sending the same requests, on the
     same server in the same run: the ratio lane / bare of the medians (goal >= 0.95).
