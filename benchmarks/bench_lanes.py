@@ -29,18 +29,20 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_harness import BENCH_CONTEXT, _Window, bench_model, bench_preset, spread
+from bench_harness import BENCH_CONTEXT, bench_model, bench_preset, spread
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_TOKENS = 256
 OUTPUT_TOKENS = 512
 
-# Runs before test_lanes.py (file order): the bare loops, on the lane suite's own server and prompt.
+# The bare loops, on the lane suite's own server and prompt: half the rounds before test_lanes.py and half
+# after it (file order), so that neither side has the server's first or last minutes to itself.
 BARE = '''
 import json, threading, time
 import httpx
@@ -77,7 +79,7 @@ def attempt(client, ids, out):
     return timings, usage
 
 
-def test_0_bare_loop(quantgate_server, lane_server, lane_lengths, lane_slots):
+def test_{order}_bare_loop(quantgate_server, lane_server, lane_lengths, lane_slots):
     ids = lane_server.prompt(lane_lengths.used.prompt, "bare")
     out = lane_lengths.used.output
     results = {{}}
@@ -122,6 +124,38 @@ def test_0_bare_loop(quantgate_server, lane_server, lane_lengths, lane_slots):
 _RUNS = itertools.count()
 
 
+class _LevelWindow:
+    """From the end of the first level's set-up to the start of the last level's teardown (levels: the tests
+    that ask through ``llm``; the bare loops around them are left out)."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.ended: float | None = None
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> object:
+        result = yield
+        if self.started is None and "llm" in getattr(item, "fixturenames", ()):
+            self.started = time.perf_counter()
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        if "llm" in getattr(item, "fixturenames", ()):
+            self.ended = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        assert self.started is not None and self.ended is not None, "the suite ran no level"
+        return self.ended - self.started
+
+
+def _combined(halves: list[dict]) -> dict:
+    if "rates" in halves[0]:
+        return {"rates": [rate for half in halves for rate in half["rates"]]}
+    return {key: sum(half[key] for half in halves) for key in ("wall", "server")}
+
+
 def lane_run(preset: Path, mode: str, n: int, slots: int) -> tuple[dict, dict, float]:
     """(the result file, the bare loop's figures, the lane levels' window in seconds) of one pytest.main run."""
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -129,15 +163,17 @@ def lane_run(preset: Path, mode: str, n: int, slots: int) -> tuple[dict, dict, f
         suite = tmp / "perf"
         shutil.copytree(ROOT / "example_suites" / "perf", suite, ignore=shutil.ignore_patterns("__pycache__"))
         (suite / "pytest.ini").unlink()  # its quantgate_dir points into the repository
-        out = tmp / "bare.json"
         body = {"max_tokens": OUTPUT_TOKENS, "ignore_eos": True, "cache_prompt": False, "temperature": 0.0,
                 "top_k": 1, "seed": 0}  # fmt: skip
         # Fresh module names per run: pytest.main in one process keeps each test module it imported.
         run = next(_RUNS)
         (suite / "test_lanes.py").rename(suite / f"test_lanes_{run}.py")
-        (suite / f"test_0_bare_{run}.py").write_text(BARE.format(body=body, mode=mode, n=n, out=str(out)))
+        outs = [tmp / "bare-before.json", tmp / "bare-after.json"]
+        for order, rounds, out in (("0", n // 2, outs[0]), ("z", n - n // 2, outs[1])):
+            text = BARE.format(body=body, mode=mode, n=rounds, out=str(out), order=order)
+            (suite / f"test_{order}_bare_{run}.py").write_text(text)
         select = "fixed_request or bare" if mode == "sequential" else "slots or bare"
-        window = _Window()
+        window = _LevelWindow()
         argv = [str(suite), "-q", "-p", "no:cacheprovider", "--import-mode", "importlib", "--rootdir", str(suite),
                 "-k", select,
                 "--iterations", str(n), "--quantgate-dir", tmp_name,
@@ -148,7 +184,7 @@ def lane_run(preset: Path, mode: str, n: int, slots: int) -> tuple[dict, dict, f
         if code != 0:
             raise SystemExit(f"the lane suite failed ({code}):\n{text.getvalue()[-3000:]}")
         result = json.loads(next(tmp.glob("runs/*/*/result.json")).read_text())
-        return result, json.loads(out.read_text()), window.seconds
+        return result, _combined([json.loads(out.read_text()) for out in outs]), window.seconds
 
 
 def per_request(preset: Path, n: int) -> tuple[float, float]:
