@@ -118,9 +118,25 @@ def test_a_server_without_tokenize_or_props_names_each_figure(lane_peer: LanePee
 def test_draft_acceptance_is_measured_with_a_draft(llama_server_bin: Path, tmp_path: Path, preset: str) -> None:
     # tiny-q4_0 drafting for tiny-f16, and an n-gram drafter: both start with --metrics, so the suite also
     # checks the timings' sums against the server's spec_decode counters (it fails the level if they differ).
-    code, out, result = run_suite(tmp_path, "--preset", preset, "-k", "speculative", server=llama_server_bin)
+    code, out, result = run_suite(
+        tmp_path, "--preset", preset, "-k", "speculative", "--gate", "draft_acceptance_mean >= 0.001",
+        server=llama_server_bin,
+    )  # fmt: skip
     assert code == 0, out[-3000:]
+    gates = {g["id"]: g["passed"] for g in result["gates"]}
+    assert gates.get("draft_acceptance_mean>=0.001") is True, result["gates"]
     series = result["summary"]["measures"]["draft_acceptance"]
     assert series["unit"] == "fraction"
     assert all(0 < v <= 1 for _, v in series["per_iteration"]), series
     assert result["preset"]["draft"]["spec_type"] in ("draft-simple", "ngram-simple")
+
+
+def test_a_gate_on_acceptance_without_a_draft_fails_and_says_why(llama_server_bin: Path, tmp_path: Path) -> None:
+    code, out, result = run_suite(
+        tmp_path, "--preset", "tiny-f16", "-k", "speculative", "--gate", "draft_acceptance_mean >= 0.5",
+        server=llama_server_bin,
+    )  # fmt: skip
+    assert code == 1, out[-3000:]
+    assert "no level recorded a measurement named 'draft_acceptance'" in out
+    assert "draft_acceptance" not in result["summary"]["measures"]
+    assert {g["id"]: g["passed"] for g in result["gates"]}.get("draft_acceptance_mean>=0.5") is False
