@@ -235,6 +235,12 @@ class RunAggregate:
     n_samples: int
     extra: dict[str, float] = field(default_factory=dict)
     measures: Mapping[str, Series] = field(default_factory=dict)  # recorded by levels, by name
+    suite: str | None = None  # the suite (test module), named when a run kept several apart
+
+    @property
+    def label(self) -> str:
+        """How tables and outcomes name this row: the preset, and its suite when the run had several."""
+        return f"{self.preset} · {self.suite}" if self.suite else self.preset
 
     def summary_of(self, measure: str) -> Summary | None:
         """The per-iteration (per-request for TTFT) summary of a built-in or recorded figure."""
@@ -357,8 +363,11 @@ def _iteration_scores(judged: list[Sample], max_points: float) -> list[Iteration
     return scores
 
 
-def aggregate(preset: str, samples: Iterable[Sample], *, load_s: float | None = None) -> RunAggregate:
-    """Add one preset's samples up. Skipped samples are left out (they were never judged)."""
+def aggregate(
+    preset: str, samples: Iterable[Sample], *, load_s: float | None = None, suite: str | None = None
+) -> RunAggregate:
+    """Add one preset's samples up (of one suite, named by *suite* when the run kept several apart).
+    Skipped samples are left out (they were never judged)."""
     judged = _judged(preset, samples)
     levels = _levels(judged)
     points = {level: max(x.points for x in xs) for level, xs in levels.items()}
@@ -407,4 +416,5 @@ def aggregate(preset: str, samples: Iterable[Sample], *, load_s: float | None = 
         errors=sum(s.outcome == "error" for s in judged),
         n_samples=len(judged),
         measures=series((s.iteration, m) for s in sorted(judged, key=lambda s: s.iteration) for m in s.measures),
+        suite=suite,
     )

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_quantgate.errors import ResultsError
-from pytest_quantgate.levels import Sample
+from pytest_quantgate.keys import suite_of
+from pytest_quantgate.levels import Sample, aggregate
 from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
@@ -105,6 +106,32 @@ class ResultFile(Header):
         """The :func:`suite_id` of the run."""
         return suite_id(self.level_keys())
 
+    def only_levels(self, level_keys: Iterable[str]) -> ResultFile:
+        """This result restricted to *level_keys*: the part of a result over several suites (as earlier
+        versions wrote them) that one suite is compared with. Its summary is recomputed from the samples
+        kept (a summary-only result keeps the per-level counts of those levels); its gates, which judged
+        the whole, are dropped."""
+        keep = set(level_keys)
+        if set(self.level_keys()) <= keep:
+            return self
+        samples = [s for s in self.samples if s.level in keep]
+        if samples:
+            agg = aggregate(self.preset.id, samples, load_s=self.server.load_s)
+            summary = SummaryRecord.of(agg)
+        else:
+            levels = {k: v for k, v in self.summary.levels.items() if k in keep}
+            summary = self.summary.model_copy(
+                update={
+                    "levels": levels,
+                    "max_points": sum(lv.points for lv in levels.values()),
+                    "iterations": [],
+                    "score": None,
+                    "score_raw": None,
+                    "measures": {},
+                }
+            )
+        return self.model_copy(update={"samples": samples, "summary": summary, "gates": []})
+
     @property
     def errors(self) -> int:
         """Level runs that errored (server or request failures, broken tests), not wrong answers."""
@@ -123,7 +150,7 @@ def suite_id(level_keys: Iterable[str]) -> str:
     ``suites/coding/test_fifo.py, suites/knowledge/test_knowledge.py`` for a run over two directories.
     Levels added to or dropped from a module keep its suite; another set of modules is another suite.
     """
-    return ", ".join(sorted({key.partition("::")[0] for key in level_keys}))
+    return ", ".join(sorted({suite_of(key) for key in level_keys}))
 
 
 class ResultStream:

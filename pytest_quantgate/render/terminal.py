@@ -1,5 +1,6 @@
-"""The run's terminal report: the decision table (one row per preset in the shape of the field's TL;DR, and
-the Δ of two presets), per-level pass rates, failed gates."""
+"""The run's terminal report: the decision table (one row per preset — per preset and suite when a run kept
+several suites apart — in the shape of the field's TL;DR, and the Δ of two presets), per-level pass rates,
+failed gates."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def decision_rows(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[Gat
         ttft = agg.ttft_ms
         rows.append(
             [
-                agg.preset,
+                agg.label,
                 str(s.n) if s else "0",
                 number(s.mean if s else None),
                 number(s.sd if s else None),
@@ -53,7 +54,7 @@ def decision_rows(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[Gat
                 f"{number(ttft.median, 0)}/{number(ttft.p95, 0)}" if ttft else "—",
                 number(agg.memory_peak_mb, 0),
                 number(agg.load_s, 2),
-                verdict(gates.get(agg.preset, ()), agg.errors),
+                verdict(gates.get(agg.label, ()), agg.errors),
             ]
         )
     return rows
@@ -75,7 +76,7 @@ def delta_row(base: RunAggregate, cand: RunAggregate) -> list[str]:
 
     s0, s1, t0, t1 = base.score, cand.score, base.tps, cand.tps
     return [
-        f"Δ {cand.preset} − {base.preset}",
+        f"Δ {cand.label} − {base.label}",
         "",
         d(s0.mean if s0 else None, s1.mean if s1 else None),
         d(s0.sd if s0 else None, s1.sd if s1 else None),
@@ -94,7 +95,7 @@ def level_table(aggs: Sequence[RunAggregate]) -> str:
     for agg in aggs:
         for lv in agg.levels:
             names.setdefault(lv.level, (lv.name, lv.points))
-    headers = ["level", "points", *(a.preset for a in aggs)]
+    headers = ["level", "points", *(a.label for a in aggs)]
     rows = []
     for level, (name, points) in names.items():
         row = [name, number(points, 0)]
@@ -109,14 +110,14 @@ MEASURE_HEADERS = ("variant", "measurement", "unit", "better", "n", "mean", "σ"
 
 
 def measure_rows(aggs: Sequence[RunAggregate]) -> list[list[str]]:
-    """One row per (preset, recorded measurement): its summary over iterations."""
+    """One row per (preset or preset · suite, recorded measurement): its summary over iterations."""
     rows = []
     for agg in aggs:
         for name, series in agg.measures.items():
             s = series.summary
             stats = [s.mean, s.sd, s.min, s.max, s.median, s.p95] if s else [None] * 6
             rows.append(
-                [agg.preset, name, series.unit or "—", series.better, str(s.n if s else 0), *(number(x) for x in stats)]
+                [agg.label, name, series.unit or "—", series.better, str(s.n if s else 0), *(number(x) for x in stats)]
             )
     return rows
 
@@ -128,7 +129,7 @@ def measure_table(aggs: Sequence[RunAggregate]) -> str:
 def render(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[GateOutcome]]) -> str:
     """The whole terminal report: decision table, Δ for two presets, per-level pass rates, failed gates."""
     rows = decision_rows(aggs, gates)
-    if len(aggs) == 2:
+    if len(aggs) == 2 and aggs[0].suite == aggs[1].suite:  # two presets on one suite, not one on two
         rows.append(delta_row(aggs[0], aggs[1]))
     parts = [
         table(DECISION_HEADERS, rows, right=frozenset(range(1, 10))),

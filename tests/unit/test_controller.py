@@ -19,6 +19,7 @@ from pytest_quantgate.keys import iteration_id
 from pytest_quantgate.levels import RequestRecord, Sample
 from pytest_quantgate.measures import Measurement
 from pytest_quantgate.presets import Preset
+from pytest_quantgate.recorder import Part
 from pytest_quantgate.results import load_result, store_latest, stored_path
 
 if TYPE_CHECKING:
@@ -282,14 +283,14 @@ def test_an_equal_candidate_swaps_against_the_stored_baseline(tmp_path: Path) ->
     path = store(tmp_path, "old", 15)
     ctl = controller(tmp_path, "new", baseline="old", margin=10.0)
     collect(ctl, iterations=15)
-    assert ctl.recorder.stored_baseline is not None and ctl.recorder.stored_baseline.path == path
+    assert ctl.recorder.stored_baselines["test_tiny.py"].path == path
     run_candidate(ctl, "new", 15)
     [verdict] = ctl.verdicts()
     assert (verdict.nodeid, verdict.passed) == (f"{GATE_PREFIX}verdict[new vs old]", True)
     assert verdict.message.startswith("verdict swap: score Δ +0.0 pts")
     lines = ctl.summary()
     assert Line("new against the baseline old", "-") in lines
-    assert Line(f"baseline: {ctl.recorder.stored_baseline.describe()}") in lines
+    assert Line(f"baseline: {ctl.recorder.stored_baselines['test_tiny.py'].describe()}") in lines
 
 
 def test_a_candidate_worse_on_one_level_is_kept(tmp_path: Path) -> None:
@@ -375,7 +376,7 @@ def test_the_sequential_test_decides_on_items_when_the_suite_has_them(tmp_path: 
     k, reason = stop
     assert k < 15
     assert reason.startswith(f"quantgate --sequential: verdict {verdict} for new settled after {k} iterations")
-    decision = ctl.recorder.stopped_early["new"]
+    decision = ctl.recorder.stopped_early[Part("new", "test_tiny.py")]
     assert type(decision).__name__ == "ItemSequentialDecision"
 
 
@@ -387,17 +388,17 @@ def test_with_two_candidates_the_run_stops_only_when_both_are_settled(tmp_path: 
     for k in range(1, 16):
         bad = feed(ctl, "bad", k, failing=["test_copy", "test_reverse"])[-2]
         assert bad is not None
-        if "bad" in ctl.recorder.stopped_early and "bad" not in settled_at:
+        if Part("bad", "test_tiny.py") in ctl.recorder.stopped_early and "bad" not in settled_at:
             settled_at["bad"] = k
             assert bad.stop is None  # "worse" is still open: the run goes on
-            assert ctl.settled("bad").startswith("--sequential: bad settled (keep) after")
+            assert ctl.settled("bad", LEVELS[0]).startswith("--sequential: bad settled (keep) after")
         worse = feed(ctl, "worse", k, failing=["test_copy", "test_reverse", "test_add2"])[-2]
         assert worse is not None
         if worse.stop:
             assert worse.stop.startswith("quantgate --sequential: verdict keep for worse settled")
             break
-    assert settled_at and ctl.settled("worse") is not None and ctl.stopped is not None
-    assert ctl.settled("old") is None
+    assert settled_at and ctl.settled("worse", LEVELS[0]) is not None and ctl.stopped is not None
+    assert ctl.settled("old", LEVELS[0]) is None
 
 
 def test_greedy_decoding_takes_the_item_sequential_test_as_the_comparison_does(tmp_path: Path) -> None:
@@ -410,4 +411,5 @@ def test_greedy_decoding_takes_the_item_sequential_test_as_the_comparison_does(t
     collect(ctl, iterations=15)
     for k in range(1, 4):
         feed(ctl, "new", k)
-    assert type(ctl.recorder.sequential["new"]).__name__ == "ItemSequentialDecision"  # each level one item
+    decision = ctl.recorder.sequential[Part("new", "test_tiny.py")]
+    assert type(decision).__name__ == "ItemSequentialDecision"  # each level one item
