@@ -4,6 +4,7 @@ external ones nobody attaches to, the samples are made up, so every figure below
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -413,3 +414,49 @@ def test_greedy_decoding_takes_the_item_sequential_test_as_the_comparison_does(t
         feed(ctl, "new", k)
     decision = ctl.recorder.sequential[Part("new", "test_tiny.py")]
     assert type(decision).__name__ == "ItemSequentialDecision"  # each level one item
+
+
+# -- several suites in one run ------------------------------------------------------------------------
+
+OTHER = [level.replace("test_tiny.py", "more/test_more.py") for level in LEVELS]  # a second module
+
+
+def store_suite(tmp_path: Path, preset_id: str, levels: Sequence[str], n: int) -> Path:
+    result = make_result(preset_id, tiny_levels(n))
+    moved = [dataclasses.replace(s, level=levels[LEVELS.index(s.level)]) for s in result.samples]
+    return store_latest(result.model_copy(update={"samples": moved}), tmp_path / "qg" / "results")
+
+
+def feed_suite(ctl: Controller, levels: Sequence[str], k: int, failing: Iterable[str]) -> Arrival | None:
+    arrival = None
+    for level in levels:
+        outcome = "failed" if level.rpartition("::")[2] in failing else "passed"
+        arrival = ctl.add(Report(nodeid(level, None, k), quantgate_sample=sample("new", level, k, outcome)))
+    return arrival
+
+
+def test_each_suite_is_settled_apart_and_the_run_stops_when_every_one_is(tmp_path: Path) -> None:
+    stored = {store_suite(tmp_path, "old", levels, 15) for levels in (LEVELS, OTHER)}
+    ctl = controller(tmp_path, "new", baseline="old", sequential=True, margin=10.0, iterations=15)
+    collect(ctl, iterations=15, levels=[*LEVELS, *OTHER])
+    assert {b.path for b in ctl.recorder.stored_baselines.values()} == stored  # one stored result per suite
+    settled_at = None
+    for k in range(1, 16):
+        feed_suite(ctl, LEVELS, k, failing=["test_copy", "test_reverse", "test_add2"])
+        arrival = feed_suite(ctl, OTHER, k, failing=["test_copy", "test_reverse"])
+        assert arrival is not None
+        other = Part("new", "more/test_more.py")
+        if other in ctl.recorder.stopped_early and settled_at is None:
+            settled_at = k
+            if Part("new", "test_tiny.py") not in ctl.recorder.stopped_early:
+                assert arrival.stop is None  # the first suite is still open: the run goes on
+                assert ctl.settled("new", LEVELS[0]) is None
+            assert (ctl.settled("new", OTHER[0]) or "").startswith("--sequential: new · more/test_more.py settled")
+        if arrival.stop:
+            break
+    assert settled_at is not None and ctl.stopped is not None
+    verdicts = {v.nodeid: v.passed for v in ctl.verdicts()}
+    assert verdicts == {
+        f"{GATE_PREFIX}verdict[new · test_tiny.py vs old]": False,
+        f"{GATE_PREFIX}verdict[new · more/test_more.py vs old]": False,
+    }
