@@ -156,7 +156,7 @@ class Controller:
         shown = []
         tokens_per_s = []
         several = self.recorder.several_suites
-        for part in self._parts_of(preset_id) or [Part(preset_id, "")]:
+        for part in (p for p in self.recorder.parts() if p.preset == preset_id):
             scores = self.recorder.iteration_scores(part)
             this = next((it for it in scores if it.iteration == iteration), None)
             if this is None:
