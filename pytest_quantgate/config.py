@@ -100,7 +100,7 @@ class RunConfig:
         where = f"preset {preset.id} ({preset.source})"
         specs += [parse_gate(g, "preset", where) for g in preset.gates]
         if preset.memory_ceiling_mb is not None:
-            specs.append(GateSpec("memory_peak_mb", "<=", preset.memory_ceiling_mb, source="ceiling"))
+            specs.append(GateSpec("memory_mb", "<=", preset.memory_ceiling_mb, source="ceiling"))
         return specs
 
     def gated(self, preset_id: str, mark_gates: tuple[str, ...]) -> bool:

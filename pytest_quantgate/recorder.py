@@ -22,6 +22,7 @@ from pytest_quantgate.levels import (
     aggregate,
     iteration_scores,
 )
+from pytest_quantgate.memory_report import llama_memory, server_memory_fields
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
@@ -250,7 +251,13 @@ class Recorder:
 
     def aggregate(self, preset_id: str) -> RunAggregate:
         info = read_info(self.config.preset_dir(preset_id))
-        return aggregate(preset_id, self.samples.get(preset_id, ()), load_s=info.load_s if info else None)
+        report = llama_memory(info.log if info else None)
+        return aggregate(
+            preset_id,
+            self.samples.get(preset_id, ()),
+            load_s=info.load_s if info else None,
+            memory_reported=report.figure() if report else None,
+        )
 
     def evaluate_gates(self) -> dict[str, list[GateOutcome]]:
         """Gates of every preset that ran, once, after the last sample. Mark gates arrive on samples."""
@@ -395,6 +402,8 @@ class Recorder:
                 memory_idle_mb=agg.memory_idle_mb,
                 memory_source=agg.memory_source,
                 log=info.log if info else None,
+                memory_peak_mb=agg.memory_peak_mb,
+                **server_memory_fields(llama_memory(info.log if info else None), started=info is not None),
             ),
             samples=self.samples[preset_id],
             gates=[
