@@ -202,16 +202,31 @@ NO_REPORT = (
 )
 
 
-def server_memory_fields(report: LlamaMemory | None, *, started: bool) -> dict[str, Any]:
-    """The llama.cpp fields of a result's ``server`` record (results.ServerRecord) for *report*.
+def server_memory_fields(
+    report: LlamaMemory | None, *, started: bool, notes: Iterable[str] = (), devices: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The memory fields of a result's ``server`` record (results.ServerRecord): *report*'s, the measuring
+    probe's *notes* and pinned *devices* (memory.read_probe_state).
 
     *started*: quantgate started the server (then a missing report deserves a note; an attached server has
     no log to read).
     """
+    found = list(notes)
     if report is None:
-        return {"memory_notes": [NO_REPORT] if started else []}
+        return {"memory_notes": ([NO_REPORT] if started else []) + found, "devices": list(devices)}
+    if report.prompt_cache_mib:
+        limit = report.prompt_cache_limit_mib
+        found.append(
+            f"the measured figures include llama-server's prompt cache, {report.prompt_cache_mib:.2f} MB in "
+            f"{report.prompt_cache_prompts} prompts when last logged (limit {limit:g} MB, --cache-ram): it grows "
+            "with the suite's length; --cache-ram 0 turns it off"
+            if limit is not None
+            else f"the measured figures include llama-server's prompt cache, {report.prompt_cache_mib:.2f} MB"
+        )
     figure, scope = report.figure()
     return {
+        "memory_notes": found,
+        "devices": list(devices),
         "llama_memory_mb": figure,
         "llama_memory_scope": scope,
         "llama_buffers": [

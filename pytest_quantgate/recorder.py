@@ -22,6 +22,7 @@ from pytest_quantgate.levels import (
     aggregate,
     iteration_scores,
 )
+from pytest_quantgate.memory import read_probe_state
 from pytest_quantgate.memory_report import llama_memory, server_memory_fields
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
@@ -384,6 +385,7 @@ class Recorder:
         agg = self.aggregate(preset_id)
         info = read_info(self.config.preset_dir(preset_id))
         record = stream.header.preset.model_copy()
+        notes, devices = read_probe_state(self.config.preset_dir(preset_id))
         if info is not None:
             preset = self._preset(preset_id)
             record.argv = preset.redact(info.argv) if preset else redact(info.argv)
@@ -403,7 +405,9 @@ class Recorder:
                 memory_source=agg.memory_source,
                 log=info.log if info else None,
                 memory_peak_mb=agg.memory_peak_mb,
-                **server_memory_fields(llama_memory(info.log if info else None), started=info is not None),
+                **server_memory_fields(
+                    llama_memory(info.log if info else None), started=info is not None, notes=notes, devices=devices
+                ),
             ),
             samples=self.samples[preset_id],
             gates=[

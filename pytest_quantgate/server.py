@@ -333,6 +333,10 @@ def spec_for(preset: Preset, *, port: int | None = None) -> ServerSpec:
         raise ServerStartError(f"{where}: driver {preset.driver!r} attaches to a running server; nothing to start")
     api_key = preset.api_key()
     env = dict(preset.env)
+    if preset.devices:  # indices into what this process sees: gpu/pinning.py
+        from pytest_quantgate.gpu.pinning import pinning_env
+
+        env.update(pinning_env(preset.devices))
     if preset.driver == "llamacpp" and not _sets_verbosity(argv):
         # llama.cpp logs its buffers (memory_report.py) at verbosity 4 in current builds; the environment
         # rather than -lv, so that a build without the option starts all the same.

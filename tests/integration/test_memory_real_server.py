@@ -45,9 +45,7 @@ def test_the_server_s_buffer_report_is_read_from_its_log(
     assert rss is not None and rss > figure
 
 
-def test_a_preset_that_chooses_its_verbosity_keeps_it_and_has_no_report(
-    llama_server_bin: Path, tmp_path: Path
-) -> None:
+def test_a_preset_that_chooses_its_verbosity_keeps_it_and_has_no_report(llama_server_bin: Path, tmp_path: Path) -> None:
     preset = resolve("tiny-f16")
     quiet = dataclasses.replace(preset, extra_args=(*preset.extra_args, "-lv", "3"))
     spec = spec_for(quiet)
