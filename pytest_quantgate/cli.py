@@ -173,9 +173,9 @@ def _result_files(specs: Sequence[str]) -> list[Path]:
             found = sorted(path.rglob("result.json"))
             if not found:
                 raise ResultsError(f"{path}: a directory without any result.json under it")
-            files += found
+            files += [p.resolve() for p in found]
         else:
-            files.append(resolve_result(spec))
+            files.append(resolve_result(spec).resolve())
     return list(dict.fromkeys(files))
 
 

@@ -115,3 +115,14 @@ def test_report_over_several_hosts(matrix: dict[str, Path], tmp_path: Path, caps
     assert "- **tiny-q4_0 @ gpu-b** vs tiny-f16 @ gpu-b: verdict keep" in out.read_text()
     assert cli.main(["report", str(tmp_path / "nowhere"), str(matrix["f16@a"])]) == 2
     assert "no such result file" in capsys.readouterr().err
+
+
+def test_a_file_named_twice_in_two_spellings_is_read_once(
+    matrix: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)  # relative directories, the baseline by its absolute path: the same file
+    out = tmp_path / "fleet.md"
+    assert cli.main(["report", "gpu-a", "gpu-b", "--baseline", str(matrix["f16@a"]), "-o", str(out)]) == 0
+    assert out.read_text().count("| tiny-f16 @ gpu-a |") == 1
+    assert cli.main(["report", str(tmp_path / "nowhere"), str(matrix["f16@a"])]) == 2
+    assert "no such result file" in capsys.readouterr().err
