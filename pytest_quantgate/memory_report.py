@@ -24,6 +24,7 @@ apart.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -181,10 +182,22 @@ def _report(buffers: list[Buffer], cache: tuple[int, float] | None, limit: float
 
 
 def read_log(path: Path) -> LlamaMemory | None:
-    """:func:`parse_log` over a log file, read line by line (a verbose log may be large); None when the file
-    cannot be read."""
+    """:func:`parse_log` over a log file, read line by line; None when the file cannot be read.
+
+    A verbose log may hold tens of MB (0.4 s to read 21 MB) and a run's end reads it several times (gates,
+    table, result file): a file that has not changed since is not read again.
+    """
     try:
-        with path.open("r", encoding="utf-8", errors="replace") as fh:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _read_log(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_log(path: str, size: int, mtime_ns: int) -> LlamaMemory | None:
+    try:
+        with Path(path).open(encoding="utf-8", errors="replace") as fh:
             return parse_log(fh)
     except OSError:
         return None

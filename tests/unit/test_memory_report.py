@@ -154,6 +154,18 @@ def test_a_log_without_buffer_lines_reports_nothing(tmp_path: Path) -> None:
     assert found is not None and found.total_mib == 1.5
 
 
+def test_a_log_that_grew_is_read_again(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("load_tensors:   CPU_Mapped model buffer size =   10.00 MiB\n")
+    first = read_log(log)
+    assert first is not None and first.total_mib == 10.0
+    assert read_log(log) is first  # unchanged: not read again
+    with log.open("a") as fh:
+        fh.write("srv  update:  - cache state: 3 prompts, 1.500 MiB (limits: 8192.000 MiB, 256 tokens, 1 est)\n")
+    again = read_log(log)
+    assert again is not None and again.prompt_cache_mib == 1.5
+
+
 def test_summary_line_names_each_device() -> None:
     report = parse_log(OLDER_CUDA.splitlines())
     assert report is not None
