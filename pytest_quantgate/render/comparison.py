@@ -58,7 +58,9 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
                 f"Δ {signed(u.difference)}, lower {signed(u.lower_bound)}; Welch {p_value(u.welch_p_value)}",
             ]
         )
-    speed = (("tokens/s (median)", c.tps, 1), ("TTFT median ms", c.ttft, 0), ("memory per iteration MB", c.memory, 0))
+    measured = c.candidate_aggregate.memory_source or c.baseline_aggregate.memory_source
+    per_iteration = f"memory per iteration MB ({measured})" if measured else "memory per iteration MB"
+    speed = (("tokens/s (median)", c.tps, 1), ("TTFT median ms", c.ttft, 0), (per_iteration, c.memory, 0))
     for label, delta, digits in speed:
         rows.append(
             [

@@ -116,6 +116,7 @@ def test_the_ceiling_reads_llama_cpp_s_report_when_there_is_one() -> None:
     assert (result.ceiling.peak_mb, result.ceiling.source) == (850.0, "llama.cpp (CUDA0)")
     text = render(result)
     assert "850 llama.cpp (CUDA0)" in text and "1,015 nvml-device" in text
+    assert "memory per iteration MB (nvml-device)" in text  # the measured series says what it measured
     over = cand(memory_mb=1000.0, memory_ceiling_mb=800.0)
     over.server.llama_memory_mb, over.server.llama_memory_scope = 850.0, "CUDA0"
     assert "memory 850 MB (llama.cpp (CUDA0)) > ceiling 800 MB" in compare(base(), over).message
