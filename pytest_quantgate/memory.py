@@ -154,10 +154,12 @@ def nvml_module() -> ModuleType | None:
 
 
 def gpu_description() -> str | None:
-    """'NVIDIA GeForce RTX 4090, driver 550.54' or None where no GPU is visible."""
+    """'NVIDIA GeForce RTX 4090, driver 550.54' (or an AMD GPU through amdsmi) or None where no GPU is visible."""
     nvml = nvml_module()
     if nvml is None:
-        return None
+        from pytest_quantgate.gpu.amd import amd_description
+
+        return amd_description()
     try:
         names = [nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(nvml.nvmlDeviceGetCount())]
         driver = nvml.nvmlSystemGetDriverVersion()

@@ -122,4 +122,24 @@ class AmdsmiProbe:
         return (vram + gtt) / MB if vram + gtt else None
 
 
-__all__ = ["AmdsmiProbe", "amdsmi_handles", "amdsmi_module"]
+def amd_description(module: ModuleType | None = None) -> str | None:
+    """'AMD Radeon RX 7900 XTX, driver 6.8.5' for the GPUs amdsmi sees, or None."""
+    amd = module if module is not None else amdsmi_module()
+    if amd is None:
+        return None
+    names, driver = [], None
+    try:
+        for handle in amd.amdsmi_get_processor_handles():
+            info = amd.amdsmi_get_gpu_asic_info(handle)
+            names.append(str(info.get("market_name") or info.get("name") or "AMD GPU"))
+            if driver is None:
+                with contextlib.suppress(Exception):
+                    driver = amd.amdsmi_get_gpu_driver_info(handle).get("driver_version")
+    except Exception:
+        return None
+    if not names:
+        return None
+    return f"{', '.join(names)}, driver {driver}" if driver else ", ".join(names)
+
+
+__all__ = ["AmdsmiProbe", "amd_description", "amdsmi_handles", "amdsmi_module"]

@@ -142,6 +142,15 @@ def test_amdsmi_without_the_server_s_process_falls_back_to_the_device_labelled()
     assert probe.note is not None and "PID namespace" in probe.note
 
 
+def test_an_amd_host_describes_its_gpus() -> None:
+    fake = SimpleNamespace(
+        amdsmi_get_processor_handles=lambda: [0, 1],
+        amdsmi_get_gpu_asic_info=lambda h: {"market_name": ["AMD Radeon RX 7900 XTX", "AMD Radeon 8060S"][h]},
+        amdsmi_get_gpu_driver_info=lambda h: {"driver_version": "6.8.5"},
+    )
+    assert amd.amd_description(fake) == "AMD Radeon RX 7900 XTX, AMD Radeon 8060S, driver 6.8.5"  # type: ignore[arg-type]
+
+
 def test_amdsmi_that_refuses_everything_gives_no_reading() -> None:
     class Refusing(FakeAmdsmi):
         def amdsmi_get_gpu_process_list(self, handle: int) -> list[Any]:
