@@ -14,7 +14,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.levels import Sample
@@ -80,8 +80,14 @@ class ServerRecord(_Model):
     prompt_cache_mb: float | None = None  # the prompt cache's size as last logged: RAM beyond the buffers
     prompt_cache_prompts: int | None = None
     prompt_cache_limit_mb: float | None = None  # --cache-ram as the server announced it; None: no cache
-    devices: list[str] = Field(default_factory=list)  # the GPUs the server was pinned to (visible indices)
+    devices: list[str] = Field(default_factory=list)  # the GPUs the server was pinned to, as the machine numbers them
     memory_notes: list[str] = Field(default_factory=list)  # why a figure is missing or a fallback
+
+    @field_validator("memory_source")
+    @classmethod
+    def _current_label(cls, value: str | None) -> str | None:
+        # Results written before the labels were split said "nvml" for NVML's per-process figure.
+        return "nvml-process" if value == "nvml" else value
 
 
 class GateRecord(_Model):
