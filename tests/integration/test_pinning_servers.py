@@ -111,3 +111,36 @@ def test_a_run_that_asks_to_share_a_device_may(tmp_path: Path, caller_sees_two_g
         _preset_file(tmp_path, preset_id, "[1]", share=True)
     config = run_config(RawOptions(rootdir=tmp_path, presets=("a", "b"), preset_dirs=(str(tmp_path),)))
     assert [p.devices for p in config.presets] == [(1,), (1,)]
+
+
+def test_two_pinned_presets_side_by_side_under_xdist(llama_server_bin: Path, tmp_path: Path) -> None:
+    """`-n 2` with two presets on two devices: each result records its own device and says, on this machine
+    without a GPU library, that GPU memory was not measured; the llama.cpp figure is there all the same."""
+    import json
+    import os
+    import subprocess
+
+    models = Path(__file__).parents[2] / "pytest_quantgate" / "models"
+    for preset_id, quant, device in (("pin-a", "f16", 0), ("pin-b", "q8_0", 1)):
+        (tmp_path / f"{preset_id}.yaml").write_text(
+            f"id: {preset_id}\nmodel: {models / f'tiny-{quant}.gguf'}\ncontext_size: 128\n"
+            f"extra_args: [--threads, '1', --no-warmup, --cache-ram, '0']\ndevices: [{device}]\n"
+            "sampler: {temperature: 0.0, top_k: 1, seed: 0}\nrequest: {max_tokens: 8, timeout_s: 60}\n"
+        )
+    env = {**os.environ, "QUANTGATE_LLAMA_SERVER": str(llama_server_bin), "CUDA_VISIBLE_DEVICES": "5,7"}
+    for name in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GGML_VK_VISIBLE_DEVICES"):
+        env.pop(name, None)
+    argv = [sys.executable, "-m", "pytest", str(Path(__file__).parents[2] / "example_suites" / "tiny"),
+            "-p", "no:cacheprovider", "--preset-dir", str(tmp_path), "--preset", "pin-a", "--preset", "pin-b",
+            "-n", "2", "--iterations", "1", "--quantgate-dir", str(tmp_path / "qg"), "-q"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-2000:]
+    found = {}
+    for path in (tmp_path / "qg" / "runs").glob("*/*/result.json"):
+        server = json.loads(path.read_text())["server"]
+        found[path.parent.name] = server
+    assert set(found) == {"pin-a", "pin-b"}, proc.stdout[-3000:]
+    assert (found["pin-a"]["devices"], found["pin-b"]["devices"]) == (["5"], ["7"])
+    for server in found.values():
+        assert server["llama_memory_scope"] == "CPU" and server["llama_memory_mb"] > 0
+        assert any(NO_GPU_LIBRARY in note for note in server["memory_notes"])
