@@ -23,6 +23,8 @@ from pytest_quantgate.levels import (
     aggregate,
     iteration_scores,
 )
+from pytest_quantgate.memory import read_probe_state
+from pytest_quantgate.memory_report import llama_memory, server_memory_fields
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
@@ -308,10 +310,12 @@ class Recorder:
 
     def aggregate(self, part: Part) -> RunAggregate:
         info = read_info(self.config.preset_dir(part.preset))
+        report = llama_memory(info.log if info else None)
         return aggregate(
             part.preset,
             self.samples_of(part),
             load_s=info.load_s if info else None,
+            memory_reported=report.figure() if report else None,
             suite=part.suite if self.several_suites else None,
         )
 
@@ -445,6 +449,7 @@ class Recorder:
         agg = self.aggregate(part)
         info = read_info(self.config.preset_dir(part.preset))
         record = stream.header.preset.model_copy()
+        notes, devices = read_probe_state(self.config.preset_dir(part.preset))
         if info is not None:
             preset = self._preset(part.preset)
             record.argv = preset.redact(info.argv) if preset else redact(info.argv)
@@ -463,6 +468,10 @@ class Recorder:
                 memory_idle_mb=agg.memory_idle_mb,
                 memory_source=agg.memory_source,
                 log=info.log if info else None,
+                memory_peak_mb=agg.memory_peak_mb,
+                **server_memory_fields(
+                    llama_memory(info.log if info else None), started=info is not None, notes=notes, devices=devices
+                ),
             ),
             samples=samples,
             gates=[

@@ -14,7 +14,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pytest_quantgate.errors import ResultsError
 from pytest_quantgate.keys import suite_of
@@ -57,13 +57,38 @@ class PresetRecord(_Model):
     cache_prompt: bool | None = None  # what requests sent as llama-server's cache_prompt (None: not sent)
 
 
+class BufferRecord(_Model):
+    """One buffer llama.cpp reported allocating (memory_report.py)."""
+
+    device: str  # CPU for host memory, else the backend device: CUDA0, ROCm0, Metal
+    buffer_type: str  # as llama.cpp names it: CPU_Mapped, CUDA0, CUDA_Host
+    kind: str  # model, kv, compute, output, rs, lora, other
+    mb: float  # MiB, as every memory figure here
+
+
 class ServerRecord(_Model):
     base_url: str | None = None
     attached: bool = False
     load_s: float | None = None
     memory_idle_mb: float | None = None
-    memory_source: str | None = None
+    memory_source: str | None = None  # of the measured figures: rss, nvml-process, nvml-device, amdsmi, ...
     log: str | None = None
+    memory_peak_mb: float | None = None  # measured, like memory_idle_mb
+    # What llama.cpp says it allocated: the figure ceilings and comparisons read by default.
+    llama_memory_mb: float | None = None
+    llama_memory_scope: str | None = None  # the device(s) llama_memory_mb covers: CPU, CUDA0, CUDA0+CUDA1
+    llama_buffers: list[BufferRecord] = Field(default_factory=list)
+    prompt_cache_mb: float | None = None  # the prompt cache's size as last logged: RAM beyond the buffers
+    prompt_cache_prompts: int | None = None
+    prompt_cache_limit_mb: float | None = None  # --cache-ram as the server announced it; None: no cache
+    devices: list[str] = Field(default_factory=list)  # the GPUs the server was pinned to, as the machine numbers them
+    memory_notes: list[str] = Field(default_factory=list)  # why a figure is missing or a fallback
+
+    @field_validator("memory_source")
+    @classmethod
+    def _current_label(cls, value: str | None) -> str | None:
+        # Results written before the labels were split said "nvml" for NVML's per-process figure.
+        return "nvml-process" if value == "nvml" else value
 
 
 class GateRecord(_Model):
@@ -379,6 +404,7 @@ def _from_stream(text: str, path: Path) -> ResultFile:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BufferRecord",
     "GateRecord",
     "Header",
     "PresetRecord",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from pytest_quantgate.render.format import number, percent, signed
+from pytest_quantgate.render.format import megabytes, memory_cell, number, percent, signed
 from pytest_quantgate.render.table import table
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def decision_rows(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[Gat
                 ci,
                 tps,
                 f"{number(ttft.median, 0)}/{number(ttft.p95, 0)}" if ttft else "—",
-                number(agg.memory_peak_mb, 0),
+                memory_cell(agg.memory_mb, agg.memory_mb_source),
+                memory_cell(agg.memory_peak_mb, agg.memory_source) if agg.memory_reported_mb is not None else "—",
                 number(agg.load_s, 2),
                 verdict(gates.get(agg.label, ()), agg.errors),
             ]
@@ -62,7 +63,7 @@ def decision_rows(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[Gat
 
 DECISION_HEADERS = (
     "variant", "n", "score %", "σ", "min/max", "95% CI", "tok/s ±σ (min–max)", "TTFT p50/p95 ms",
-    "mem peak MB", "load s", "verdict",
+    "memory MB", "measured peak MB", "load s", "verdict",
 )  # fmt: skip
 
 
@@ -84,10 +85,19 @@ def delta_row(base: RunAggregate, cand: RunAggregate) -> list[str]:
         "",
         d(t0.mean if t0 else None, t1.mean if t1 else None, pct=True),
         d(base.ttft_ms.median if base.ttft_ms else None, cand.ttft_ms.median if cand.ttft_ms else None, 0),
-        d(base.memory_peak_mb, cand.memory_peak_mb, 0),
+        _memory_delta(base, cand),
+        d(base.memory_peak_mb, cand.memory_peak_mb, 0) if base.memory_source == cand.memory_source else "—",
         d(base.load_s, cand.load_s, 2),
         "",
     ]
+
+
+def _memory_delta(base: RunAggregate, cand: RunAggregate) -> str:
+    """The memory figures' difference, only between figures of one source (llama.cpp's or one probe's)."""
+    a, b = base.memory_mb, cand.memory_mb
+    if a is None or b is None or base.memory_mb_source != cand.memory_mb_source:
+        return "—"
+    return f"{'+' if b >= a else '−'}{megabytes(abs(b - a))}"
 
 
 def level_table(aggs: Sequence[RunAggregate]) -> str:
@@ -134,7 +144,7 @@ def render(aggs: Sequence[RunAggregate], gates: Mapping[str, Sequence[GateOutcom
     if len(aggs) == 2 and aggs[0].suite == aggs[1].suite:  # two presets on one suite, not one on two
         rows.append(delta_row(aggs[0], aggs[1]))
     parts = [
-        table(DECISION_HEADERS, rows, right=frozenset(range(1, 10))),
+        table(DECISION_HEADERS, rows, right=frozenset(range(1, 11))),
         "",
         "per-level pass rates:",
         level_table(aggs),

@@ -256,7 +256,7 @@ def test_a_preset_gate_and_its_memory_ceiling(tmp_path: Path) -> None:
     feed(ctl, "p", 1, memory_mb=900.0, memory_peak_mb=900.0, memory_source="rss")
     score, memory = ctl.gates()
     assert score.passed and not memory.passed
-    assert memory.nodeid == f"{GATE_PREFIX}gate[memory_peak_mb<=500]"
+    assert memory.nodeid == f"{GATE_PREFIX}gate[memory_mb<=500]"
 
 
 def test_a_gate_that_cannot_be_evaluated_is_an_error(tmp_path: Path) -> None:
