@@ -50,14 +50,23 @@ class Entry:
         return self.result.preset.id
 
     @property
+    def suite(self) -> str:
+        return self.result.suite
+
+    @property
     def label(self) -> str:
         """``preset @ host``: the row's name in the table."""
         return f"{self.preset} @ {self.host}"
 
+    def name(self, entries: Sequence[Entry]) -> str:
+        """The row's name among *entries*: :attr:`label`, and the suite when they hold several."""
+        several = len({e.suite for e in entries}) > 1
+        return f"{self.label} · {self.suite}" if several else self.label
+
 
 def load_entries(paths: Sequence[Path]) -> list[Entry]:
     """Every file as an :class:`Entry`; a file of another schema (another pytest-quantgate version on some
-    host) or two files for one (preset, host, run) are a ResultsError naming the files."""
+    host) or two files for one (preset, host, run, suite) are a ResultsError naming the files."""
     from pytest_quantgate.results import load_result
 
     entries = []
@@ -69,25 +78,27 @@ def load_entries(paths: Sequence[Path]) -> list[Entry]:
                 f"{exc}\n  (one of {len(paths)} result files; every host must run a pytest-quantgate that writes "
                 "this schema: install the same version on all runners)"
             ) from None
-    seen: dict[tuple[str, str, str], Path] = {}
+    seen: dict[tuple[str, str, str, str], Path] = {}
     for e in entries:
-        key = (e.preset, e.host, e.result.run_id)
+        key = (e.preset, e.host, e.result.run_id, e.suite)
         if key in seen:
             raise ResultsError(f"{seen[key]} and {e.path} are the same run ({e.label}, run {e.result.run_id})")
         seen[key] = e.path
     return entries
 
 
-def labelled_aggregate(entry: Entry) -> RunAggregate:
-    """The entry's aggregate, named ``preset @ host`` for the table."""
+def labelled_aggregate(entry: Entry, entries: Sequence[Entry] = ()) -> RunAggregate:
+    """The entry's aggregate, named ``preset @ host`` for the table (and its suite, when *entries* hold
+    results of several suites)."""
     from pytest_quantgate.compare import result_aggregate
 
-    return dataclasses.replace(result_aggregate(entry.result), preset=entry.label)
+    return dataclasses.replace(result_aggregate(entry.result), preset=entry.name(entries or [entry]))
 
 
 def pairings(entries: Sequence[Entry], baseline_preset: str | None = None) -> list[tuple[Entry, Entry]]:
-    """(baseline, candidate) pairs: every entry of another preset against *baseline_preset*'s result from
-    the same host, else from the first host that has one (a cross-host comparison: its caveats say so).
+    """(baseline, candidate) pairs: every entry of another preset against *baseline_preset*'s result on the
+    same suite from the same host, else from the first host that has one (a cross-host comparison: its
+    caveats say so). A candidate on a suite the baseline preset has no result of is not paired.
 
     *baseline_preset* defaults to the first file's preset.
     """
@@ -98,8 +109,13 @@ def pairings(entries: Sequence[Entry], baseline_preset: str | None = None) -> li
     if not baselines:
         present = ", ".join(sorted({e.preset for e in entries}))
         raise ResultsError(f"no result of the baseline preset {wanted!r} among the files (presets: {present})")
-    by_host = {e.host: e for e in reversed(baselines)}  # the first file of each host wins
-    return [(by_host.get(e.host, baselines[0]), e) for e in entries if e.preset != wanted]
+    by_host = {(e.host, e.suite): e for e in reversed(baselines)}  # the first file of each host wins
+    first = {e.suite: e for e in reversed(baselines)}
+    return [
+        (by_host.get((e.host, e.suite), first[e.suite]), e)
+        for e in entries
+        if e.preset != wanted and e.suite in first
+    ]
 
 
 def host_rows(entries: Sequence[Entry]) -> list[list[str]]:

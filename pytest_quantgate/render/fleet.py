@@ -22,7 +22,7 @@ def fleet_rows(entries: Sequence[Entry], compared: Sequence[tuple[Entry, Entry, 
     verdicts = {id(c): f"{comp.verdict} vs {b.label}" for b, c, comp in compared}
     rows = []
     for entry in entries:
-        agg = labelled_aggregate(entry)
+        agg = labelled_aggregate(entry, entries)
         row = decision_rows([agg], {})[0]
         gates = verdict(entry.result.gates, agg.errors)
         row[-1] = f"{gates}; {verdicts[id(entry)]}" if id(entry) in verdicts else gates
@@ -47,7 +47,7 @@ def render_fleet(entries: Sequence[Entry], compared: Sequence[tuple[Entry, Entry
     if compared:
         parts += ["", "verdicts (each candidate against the baseline preset on its own host where there is one):"]
         for b, c, comp in compared:
-            parts.append(f"  {c.label} vs {b.label}: {comp.message}")
+            parts.append(f"  {c.name(entries)} vs {b.name(entries)}: {comp.message}")
             parts += [f"      - {caveat}" for caveat in comp.caveats]
     return "\n".join(parts)
 
@@ -71,7 +71,7 @@ def fleet_markdown(entries: Sequence[Entry], compared: Sequence[tuple[Entry, Ent
         "",
         "## Files",
         "",
-        *(f"- `{e.label}`: `{e.path}` (run {e.result.run_id}, started {e.result.started_at})" for e in entries),
+        *(f"- `{e.name(entries)}`: `{e.path}` (run {e.result.run_id}, started {e.result.started_at})" for e in entries),
     ]
     caveats = host_caveats(entries)
     if caveats:
@@ -79,7 +79,7 @@ def fleet_markdown(entries: Sequence[Entry], compared: Sequence[tuple[Entry, Ent
     if compared:
         out += ["", "## Verdicts", ""]
         for b, c, comp in compared:
-            out.append(f"- **{c.label}** vs {b.label}: {comp.message}")
+            out.append(f"- **{c.name(entries)}** vs {b.name(entries)}: {comp.message}")
             out += [f"  - {caveat}" for caveat in comp.caveats]
     return "\n".join(out) + "\n"
 

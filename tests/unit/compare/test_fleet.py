@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -126,3 +127,32 @@ def test_a_file_named_twice_in_two_spellings_is_read_once(
     assert out.read_text().count("| tiny-f16 @ gpu-a |") == 1
     assert cli.main(["report", str(tmp_path / "nowhere"), str(matrix["f16@a"])]) == 2
     assert "no such result file" in capsys.readouterr().err
+
+
+def on_suite(result: ResultFile, module: str) -> ResultFile:
+    """*result* as the part of a run over several modules that holds *module*'s levels."""
+    moved = [dataclasses.replace(s, level=s.level.replace("test_tiny.py", module)) for s in result.samples]
+    return result.model_copy(update={"samples": moved})
+
+
+def test_results_of_one_run_over_two_suites_are_rows_of_their_own_compared_suite_by_suite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run over two test modules writes one file per suite, with the same run id: both are read, named by
+    suite, and each candidate file is compared with the baseline's file of its suite."""
+    files = []
+    for module in ("test_tiny.py", "more/test_more.py"):
+        directory = tmp_path / module.replace("/", "_")
+        files.append(write(directory, on_suite(base(host=HOST_A, run_id="run-a"), module)))
+        misses = {"test_add3": 12} if module.startswith("more") else None
+        files.append(write(directory, on_suite(cand(misses=misses, host=HOST_A, run_id="run-a"), module)))
+    entries = load_entries(files)
+    assert [(b.suite, c.suite) for b, c in pairings(entries)] == [
+        ("test_tiny.py", "test_tiny.py"),
+        ("more/test_more.py", "more/test_more.py"),
+    ]
+    code = cli.main(["compare", *(str(p) for p in files), "--margin", "10"])
+    out = capsys.readouterr().out
+    assert code == 1  # kept on the second suite
+    assert "tiny-q4_0 @ gpu-a · test_tiny.py vs tiny-f16 @ gpu-a · test_tiny.py: verdict swap" in out
+    assert "tiny-q4_0 @ gpu-a · more/test_more.py vs tiny-f16 @ gpu-a · more/test_more.py: verdict keep" in out
