@@ -20,6 +20,8 @@ from pytest_quantgate.errors import QuantgateError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from pytest_quantgate.compare import CompareOptions
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quantgate", description="pytest-quantgate helper commands")
@@ -39,10 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="May CANDIDATE replace BASELINE? Exit 0 swap, 1 keep, 3 inconclusive, 2 error",
         description="Compare two result files (result.json, an interrupted run's result.jsonl, or a preset id: its "
         "latest stored result in $QUANTGATE_DIR/results, default .quantgate/results, for the suite of the other "
-        "side). Exit status: 0 swap, 1 keep, 3 inconclusive, 2 any error.",
+        "side). With more files, or directories (their result.json files, as CI artifacts hold them), from any "
+        "number of hosts: one table with a row per (preset, host), and each other preset compared with the "
+        "baseline preset (BASELINE's, or --baseline-preset) on its own host. Exit status: 0 swap (every "
+        "candidate), 1 keep (any), 3 inconclusive, 2 any error.",
     )
     comp.add_argument("baseline", metavar="BASELINE", help="Result file (or preset id) of the preset in use")
-    comp.add_argument("candidate", metavar="CANDIDATE", help="Result file (or preset id) of the proposed preset")
+    comp.add_argument("candidate", metavar="CANDIDATE", nargs="+",
+                      help="Result file(s), directories or preset ids of the proposed preset(s)")  # fmt: skip
+    comp.add_argument(
+        "--baseline-preset",
+        metavar="ID",
+        help="With several files: the preset the others are compared with (default: BASELINE's)",
+    )
     comp.add_argument("--margin", type=float, default=2.0, metavar="POINTS",
                       help="Non-inferiority margin in points of the maximum score (default 2)")  # fmt: skip
     comp.add_argument("--speed-floor", type=float, default=0.05, metavar="FRACTION",
@@ -53,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     comp.set_defaults(func=_compare)
 
     rep = sub.add_parser("report", help="Write a Markdown report (with plots when matplotlib is installed)")
-    rep.add_argument("result", metavar="RESULT", help="Result file (or preset id)")
+    rep.add_argument("result", metavar="RESULT", nargs="+",
+                     help="Result file (or preset id); several, or directories: one report over hosts")  # fmt: skip
     rep.add_argument("--baseline", metavar="B", help="Result file (or preset id) to compare against")
     rep.add_argument("-o", "--output", type=Path, metavar="OUT",
                      help="Report path (default: report.md beside a result.json)")  # fmt: skip
@@ -123,7 +135,9 @@ def _compare(args: argparse.Namespace) -> int:
         require_faster=args.require_faster,
         max_age_days=args.max_age_days,
     )
-    base_path, cand_path = _resolve_pair(args.baseline, args.candidate)
+    if len(args.candidate) > 1 or any(Path(s).is_dir() for s in (args.baseline, *args.candidate)):
+        return _compare_fleet(args, options)
+    base_path, cand_path = _resolve_pair(args.baseline, args.candidate[0])
     baseline, candidate = load_result(base_path), load_result(cand_path)
     comparison = compare(baseline, candidate, options)
     print(f"baseline:  {baseline.origin(base_path)}")
@@ -136,11 +150,67 @@ def _report(args: argparse.Namespace) -> int:
     from pytest_quantgate.compare import resolve_result
     from pytest_quantgate.render.markdown import write_report
 
+    if len(args.result) > 1 or Path(args.result[0]).is_dir():
+        return _report_fleet(args)
+    args.result = args.result[0]
     if args.baseline:
         baseline, result = _resolve_pair(args.baseline, args.result)
         print(write_report(result, baseline=baseline, output=args.output))
     else:
         print(write_report(resolve_result(args.result), output=args.output))
+    return 0
+
+
+def _result_files(specs: Sequence[str]) -> list[Path]:
+    """Files as named: a directory stands for the result.json files under it (a CI artifact download)."""
+    from pytest_quantgate.compare import resolve_result
+    from pytest_quantgate.errors import ResultsError
+
+    files: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(path.rglob("result.json"))
+            if not found:
+                raise ResultsError(f"{path}: a directory without any result.json under it")
+            files += [p.resolve() for p in found]
+        else:
+            files.append(resolve_result(spec).resolve())
+    return list(dict.fromkeys(files))
+
+
+def _compare_fleet(args: argparse.Namespace, options: CompareOptions) -> int:
+    from pytest_quantgate.fleet import compare_entries, load_entries
+    from pytest_quantgate.render.fleet import render_fleet
+
+    entries = load_entries(_result_files([args.baseline, *args.candidate]))
+    compared = compare_entries(entries, options, args.baseline_preset)
+    print(render_fleet(entries, compared))
+    verdicts = {comp.verdict for _b, _c, comp in compared}
+    if not verdicts:
+        print("quantgate: every file holds the baseline preset: nothing to decide", file=sys.stderr)
+        return EXIT_ERROR
+    if "keep" in verdicts:
+        return EXIT_BY_VERDICT["keep"]
+    return EXIT_BY_VERDICT["swap"] if verdicts == {"swap"} else EXIT_BY_VERDICT["inconclusive"]
+
+
+def _report_fleet(args: argparse.Namespace) -> int:
+    from pytest_quantgate.compare import CompareOptions
+    from pytest_quantgate.errors import ResultsError
+    from pytest_quantgate.fleet import compare_entries, load_entries
+    from pytest_quantgate.render.fleet import fleet_markdown
+
+    entries = load_entries(_result_files([*([args.baseline] if args.baseline else []), *args.result]))
+    baseline = entries[0].preset if args.baseline else None
+    compared = compare_entries(entries, CompareOptions(), baseline) if args.baseline else []
+    output: Path = args.output or Path("quantgate-report.md")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(fleet_markdown(entries, compared), encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"cannot write the report to {output}: {exc.strerror or exc}; pass -o PATH") from exc
+    print(output)
     return 0
 
 

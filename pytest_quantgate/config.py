@@ -100,7 +100,7 @@ class RunConfig:
         where = f"preset {preset.id} ({preset.source})"
         specs += [parse_gate(g, "preset", where) for g in preset.gates]
         if preset.memory_ceiling_mb is not None:
-            specs.append(GateSpec("memory_peak_mb", "<=", preset.memory_ceiling_mb, source="ceiling"))
+            specs.append(GateSpec("memory_mb", "<=", preset.memory_ceiling_mb, source="ceiling"))
         return specs
 
     def gated(self, preset_id: str, mark_gates: tuple[str, ...]) -> bool:
@@ -177,6 +177,10 @@ def run_config(raw: RawOptions) -> RunConfig:
     presets = [resolve(name, dirs) for name in raw.presets]
     if len({p.id for p in presets}) != len(presets):
         raise SpecError(f"the same preset is named twice in {OPT_PRESET}")
+    if any(p.devices for p in presets):
+        from pytest_quantgate.gpu.pinning import check_devices
+
+        check_devices(presets)  # a device not visible, or one GPU for two presets: before any server starts
     if raw.base_url:
         if len(presets) > 1:
             raise SpecError(f"{OPT_BASE_URL} attaches to one server; give at most one {OPT_PRESET} with it")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pytest_quantgate.keys import level_key, preset_iteration
-from pytest_quantgate.recorder import SAMPLE_ATTR, Recorder, load_baseline
+from pytest_quantgate.keys import level_key, preset_iteration, suite_of
+from pytest_quantgate.recorder import SAMPLE_ATTR, Part, Recorder, load_baselines
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -60,6 +60,7 @@ class Controller:
         self.recorder = recorder if recorder is not None else Recorder(config)
         self.progress = progress  # whether progress lines are wanted (the terminal shows them)
         self.expected: dict[tuple[str, int], int] = {}  # level runs per (preset, iteration)
+        self.parts: dict[Part, None] = {}  # (preset, suite) collected, in order
         self.seen: dict[tuple[str, int], int] = {}
         self.written: list[Path] = []
         self.stopped: str | None = None  # why --sequential stopped the run, once it has
@@ -72,7 +73,7 @@ class Controller:
         server starts; a baseline that cannot be used raises QuantgateError."""
         keys = []
         for nodeid, key in levels:
-            self._expect(preset_iteration(nodeid, self._preset_ids))
+            self._expect(preset_iteration(nodeid, self._preset_ids), key)
             keys.append(key)
         self._use_baseline(keys)
 
@@ -86,23 +87,23 @@ class Controller:
         for nodeid in nodeids:
             if "iter-" in nodeid:
                 preset, iteration = preset_iteration(nodeid, self._preset_ids)
-                self._expect((preset, iteration))
-                keys.append(level_key(nodeid, preset if several else None, iteration)[0])
+                key = level_key(nodeid, preset if several else None, iteration)[0]
+                self._expect((preset, iteration), key)
+                keys.append(key)
         self._use_baseline(keys)
 
-    def _expect(self, key: tuple[str, int]) -> None:
-        self.expected[key] = self.expected.get(key, 0) + 1
+    def _expect(self, run: tuple[str, int], key: str) -> None:
+        self.expected[run] = self.expected.get(run, 0) + 1
+        self.parts.setdefault(Part(run[0], suite_of(key)))
 
     def _use_baseline(self, level_keys: list[str]) -> None:
-        baseline = load_baseline(self.config, level_keys)
-        if baseline is not None:
-            self.recorder.use_baseline(baseline)
+        self.recorder.use_baselines(load_baselines(self.config, level_keys))
 
     def prepare(self) -> None:
-        """Open the result streams of the presets collected (provenance is read now, not on the first level)."""
+        """Open the result streams of the parts collected (provenance is read now, not on the first level)."""
         for preset, iteration in self.expected:
             self.recorder.planned[preset] = max(iteration, self.recorder.planned.get(preset, 0))
-        self.recorder.prepare(dict.fromkeys(preset for preset, _ in self.expected))
+        self.recorder.prepare(self.parts)
 
     # -- the run ----------------------------------------------------------------------------------------
 
@@ -118,43 +119,58 @@ class Controller:
             return None
         progress = self.progress_line(sample.preset, sample.iteration) if self.progress else None
         stop = None
-        if sample.preset not in self.recorder.stopped_early and (
-            decision := self.recorder.sequential_check(sample.preset)
-        ):
+        for part in self._parts_of(sample.preset):
+            if part in self.recorder.stopped_early or not (decision := self.recorder.sequential_check(part)):
+                continue
             settled = (
-                f"quantgate --sequential: verdict {decision.decision} for {sample.preset} settled after "
-                f"{decision.iterations} iterations ({decision.reason})"
+                f"quantgate --sequential: verdict {decision.decision} for {self.recorder.label(part)} settled "
+                f"after {decision.iterations} iterations ({decision.reason})"
             )
             # The run stops once every candidate is settled; until then a settled one skips its levels.
             if all(c in self.recorder.stopped_early for c in self.candidates()):
                 stop = self.stopped = settled
         return Arrival(progress, stop)
 
-    def candidates(self) -> list[str]:
-        """The presets compared against the baseline (all but an in-run baseline itself)."""
-        return [p.id for p in self.config.presets if p.id != self.config.baseline]
+    def _parts_of(self, preset_id: str) -> list[Part]:
+        return [part for part in self.parts if part.preset == preset_id]
 
-    def settled(self, preset_id: str) -> str | None:
-        """Why *preset_id*'s remaining levels need not run (its sequential verdict is settled), else None."""
-        decision = self.recorder.stopped_early.get(preset_id)
+    def candidates(self) -> list[Part]:
+        """The parts compared against the baseline (all but an in-run baseline's own)."""
+        return [part for part in self.parts if part.preset != self.config.baseline]
+
+    def settled(self, preset_id: str, level: str) -> str | None:
+        """Why the level *level* of *preset_id* need not run (the sequential verdict of its suite is
+        settled), else None."""
+        part = Part(preset_id, suite_of(level))
+        decision = self.recorder.stopped_early.get(part)
         if decision is None:
             return None
-        return f"--sequential: {preset_id} settled ({decision.decision}) after {decision.iterations} iterations"
+        return (
+            f"--sequential: {self.recorder.label(part)} settled ({decision.decision}) after "
+            f"{decision.iterations} iterations"
+        )
 
     def progress_line(self, preset_id: str, iteration: int) -> str | None:
         # Iteration scores only: the full aggregate (an interval per level) would be recomputed over the
         # whole run after every iteration.
-        scores = self.recorder.iteration_scores(preset_id)
-        this = next((it for it in scores if it.iteration == iteration), None)
-        if this is None:
+        shown = []
+        tokens_per_s = []
+        several = self.recorder.several_suites
+        for part in (p for p in self.recorder.parts() if p.preset == preset_id):
+            scores = self.recorder.iteration_scores(part)
+            this = next((it for it in scores if it.iteration == iteration), None)
+            if this is None:
+                continue
+            mean = sum(it.percent for it in scores) / len(scores)
+            name = f"{part.suite} " if several else ""
+            shown.append(f"{name}{this.percent:.1f} % (running mean {mean:.1f} %)")
+            if this.tokens_per_s:
+                tokens_per_s.append(this.tokens_per_s)
+        if not shown:
             return None
         total = max(k[1] for k in self.expected if k[0] == preset_id)
-        tps = f", {this.tokens_per_s:,.0f} tok/s" if this.tokens_per_s else ""
-        mean = sum(it.percent for it in scores) / len(scores)
-        return (
-            f"quantgate {preset_id} iteration {iteration}/{total}: {this.percent:.1f} % "
-            f"(running mean {mean:.1f} %){tps}"
-        )
+        tps = f", {sum(tokens_per_s) / len(tokens_per_s):,.0f} tok/s" if tokens_per_s else ""
+        return f"quantgate {preset_id} iteration {iteration}/{total}: {'; '.join(shown)}{tps}"
 
     # -- after the last level ---------------------------------------------------------------------------
 
@@ -164,10 +180,12 @@ class Controller:
         if not self.recorder.samples:
             return []
         outcomes = self.recorder.evaluate_gates()
-        several = len(outcomes) > 1
+        several_presets = len({part.preset for part in outcomes}) > 1
         emitted = []
-        for preset_id, results in outcomes.items():
-            scope = f"{preset_id}::" if several else ""
+        for part, results in outcomes.items():
+            # The module without ".py": pytest shows a dot before the "[" of a test id as "::".
+            names = [part.preset] * several_presets + [part.suite.removesuffix(".py")] * self.recorder.several_suites
+            scope = "".join(f"{name}::" for name in names)
             for outcome in results:
                 message = outcome.message if outcome.passed else f"gate[{outcome.id}] failed: {outcome.message}"
                 emitted.append(Emitted(f"{GATE_PREFIX}{scope}gate[{outcome.id}]", outcome.passed, message))
@@ -179,9 +197,10 @@ class Controller:
             return []
         comparisons = self.recorder.compare()
         baseline = self.recorder.baseline_id
+        label = self.recorder.label
         return [
-            Emitted(f"{GATE_PREFIX}verdict[{preset_id} vs {baseline}]", comparison.passed, comparison.message)
-            for preset_id, comparison in comparisons.items()
+            Emitted(f"{GATE_PREFIX}verdict[{label(part)} vs {baseline}]", comparison.passed, comparison.message)
+            for part, comparison in comparisons.items()
         ]
 
     def finish(self, *, interrupted: bool) -> list[Path]:
@@ -196,21 +215,22 @@ class Controller:
             return []
         from pytest_quantgate.render.terminal import render
 
-        aggs = [recorder.aggregate(pid) for pid in recorder.preset_ids() if recorder.samples.get(pid)]
-        lines = [Line("quantgate decision table", "="), Line(render(aggs, recorder.outcomes))]
+        aggs = [recorder.aggregate(part) for part in recorder.reported()]
+        gates = {recorder.label(part): outcomes for part, outcomes in recorder.outcomes.items()}
+        lines = [Line("quantgate decision table", "="), Line(render(aggs, gates))]
         if recorder.comparisons:
             from pytest_quantgate.render.comparison import render as render_comparison
 
-            for preset_id, comparison in recorder.comparisons.items():
-                lines.append(Line(f"{preset_id} against the baseline {recorder.baseline_id}", "-"))
-                if recorder.stored_baseline is not None:
-                    lines.append(Line(f"baseline: {recorder.stored_baseline.describe()}"))
+            for part, comparison in recorder.comparisons.items():
+                lines.append(Line(f"{recorder.label(part)} against the baseline {recorder.baseline_id}", "-"))
+                if (stored := recorder.stored_baselines.get(part.suite)) is not None:
+                    lines.append(Line(f"baseline: {stored.describe()}"))
                 lines.append(Line(render_comparison(comparison)))
-        for preset_id, decision in recorder.stopped_early.items():
+        for part, decision in recorder.stopped_early.items():
             lines.append(
                 Line(
-                    f"{preset_id}: stopped early after {decision.iterations} iterations by the sequential test "
-                    f"({decision.decision}: {decision.reason})"
+                    f"{recorder.label(part)}: stopped early after {decision.iterations} iterations by the "
+                    f"sequential test ({decision.decision}: {decision.reason})"
                 )
             )
         lines += [Line(f"results: {path}") for path in self.written]

@@ -148,6 +148,7 @@ _MISSING = {
     "tps": "no decode rate was measured",
     "ttft": "no TTFT (requests must stream) was measured",
     "load": "the server was not started by this run",
+    "memory": "no llama.cpp buffer report and no memory reading (attached server?)",
     "memory_peak": "no memory reading (attached server?)",
     "memory_idle": "no idle reading",
 }
@@ -163,6 +164,8 @@ def metric_value(ref: MetricRef, agg: RunAggregate) -> tuple[float | None, str]:
             return None, _MISSING[ref.measure]
         if ref.measure == "memory_peak":
             return value, f"source {agg.memory_source}" if agg.memory_source else ""
+        if ref.measure == "memory":
+            return value, _memory_context(agg)
         if ref.measure == "errors":
             return value, f"{agg.n_samples} level runs"
         return value, ""
@@ -176,6 +179,16 @@ def metric_value(ref: MetricRef, agg: RunAggregate) -> tuple[float | None, str]:
         return None, summary.why_no_ci
     stat: float = getattr(summary, STATS[ref.stat][0])
     return stat, _summary_context(summary)
+
+
+def _memory_context(agg: RunAggregate) -> str:
+    """``source llama.cpp (CPU); measured peak 45 MB (rss)``: the figure's source, the measured one beside it."""
+    context = f"source {agg.memory_mb_source}" if agg.memory_mb_source else ""
+    if agg.memory_reported_mb is None:
+        return f"{context}, no llama.cpp buffer report" if context else "no llama.cpp buffer report"
+    if agg.memory_peak_mb is not None:
+        context += f"; measured peak {agg.memory_peak_mb:.0f} MB ({agg.memory_source})"
+    return context
 
 
 def _level_outcome(spec: GateSpec, agg: RunAggregate, lv: LevelAggregate) -> GateOutcome:

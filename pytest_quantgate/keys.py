@@ -38,6 +38,12 @@ def level_key(nodeid: str, preset: str | None, iteration: int) -> tuple[str, str
     return (f"{base}[{user}]" if user else base), user
 
 
+def suite_of(level_key: str) -> str:
+    """The suite a level belongs to: its test module, as the key names it (``test_tiny.py``,
+    ``suites/coding/test_fifo.py``). A run over several modules keeps each apart (score, gates, verdict)."""
+    return level_key.partition("::")[0]
+
+
 def preset_iteration(nodeid: str, preset_ids: Sequence[str]) -> tuple[str, int]:
     """(preset id, iteration) of a level run's node id, given the run's presets in order.
 

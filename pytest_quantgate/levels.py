@@ -235,6 +235,26 @@ class RunAggregate:
     n_samples: int
     extra: dict[str, float] = field(default_factory=dict)
     measures: Mapping[str, Series] = field(default_factory=dict)  # recorded by levels, by name
+    memory_reported_mb: float | None = None  # what llama.cpp says the server allocated (memory_report.py)
+    memory_reported_scope: str | None = None  # the device(s) it is for: "CPU", "CUDA0"
+    suite: str | None = None  # the suite (test module), named when a run kept several apart
+
+    @property
+    def label(self) -> str:
+        """How tables and outcomes name this row: the preset, and its suite when the run had several."""
+        return f"{self.preset} · {self.suite}" if self.suite else self.preset
+
+    @property
+    def memory_mb(self) -> float | None:
+        """The memory figure ceilings and comparisons read: llama.cpp's report, else the measured peak."""
+        return self.memory_reported_mb if self.memory_reported_mb is not None else self.memory_peak_mb
+
+    @property
+    def memory_mb_source(self) -> str | None:
+        """Where :attr:`memory_mb` comes from: ``llama.cpp (CPU)``, or the measured peak's source."""
+        if self.memory_reported_mb is not None:
+            return f"llama.cpp ({self.memory_reported_scope})" if self.memory_reported_scope else "llama.cpp"
+        return self.memory_source
 
     def summary_of(self, measure: str) -> Summary | None:
         """The per-iteration (per-request for TTFT) summary of a built-in or recorded figure."""
@@ -248,6 +268,7 @@ class RunAggregate:
         """A built-in figure with one value per run (load, memory, errors)."""
         values = {
             "load": self.load_s,
+            "memory": self.memory_mb,
             "memory_peak": self.memory_peak_mb,
             "memory_idle": self.memory_idle_mb,
             "errors": float(self.errors),
@@ -357,8 +378,16 @@ def _iteration_scores(judged: list[Sample], max_points: float) -> list[Iteration
     return scores
 
 
-def aggregate(preset: str, samples: Iterable[Sample], *, load_s: float | None = None) -> RunAggregate:
-    """Add one preset's samples up. Skipped samples are left out (they were never judged)."""
+def aggregate(
+    preset: str,
+    samples: Iterable[Sample],
+    *,
+    load_s: float | None = None,
+    memory_reported: tuple[float, str] | None = None,
+    suite: str | None = None,
+) -> RunAggregate:
+    """Add one preset's samples up (of one suite, named by *suite* when the run kept several apart).
+    Skipped samples are left out (they were never judged)."""
     judged = _judged(preset, samples)
     levels = _levels(judged)
     points = {level: max(x.points for x in xs) for level, xs in levels.items()}
@@ -407,4 +436,7 @@ def aggregate(preset: str, samples: Iterable[Sample], *, load_s: float | None = 
         errors=sum(s.outcome == "error" for s in judged),
         n_samples=len(judged),
         measures=series((s.iteration, m) for s in sorted(judged, key=lambda s: s.iteration) for m in s.measures),
+        memory_reported_mb=memory_reported[0] if memory_reported else None,
+        memory_reported_scope=memory_reported[1] if memory_reported else None,
+        suite=suite,
     )

@@ -167,6 +167,7 @@ BUILTINS: dict[str, MeasureDef] = {
         MeasureDef("tps", "tok/s", "tok/s", "higher", "decode tokens/s per iteration"),
         MeasureDef("ttft", "TTFT", "ms", "lower", "time to first streamed token, per request"),
         MeasureDef("load", "load time", "s", "lower", "server start to ready", scalar=True),
+        MeasureDef("memory", "memory", "MB", "lower", "llama.cpp's buffer report, else the measured peak", True),
         MeasureDef("memory_peak", "memory peak", "MB", "lower", "peak memory of the server", scalar=True),
         MeasureDef("memory_idle", "memory idle", "MB", "lower", "server memory after the first iteration", True),
         MeasureDef("errors", "errors", "", "lower", "level runs that errored (not: failed their validator)", True),
@@ -174,7 +175,7 @@ BUILTINS: dict[str, MeasureDef] = {
     )
 }
 # Names a recorded measurement may not take: they would shadow a built-in gate metric's prefix.
-RESERVED = frozenset({"ttft_first", "load_s", "memory_peak_mb", "memory_idle_mb"})
+RESERVED = frozenset({"ttft_first", "load_s", "memory_mb", "memory_peak_mb", "memory_idle_mb"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,7 @@ def _builtin_metrics() -> dict[str, MetricRef]:
         refs[f"ttft_{stat}_ms"] = MetricRef(f"ttft_{stat}_ms", "ttft", stat, True)
     refs["ttft_first_ms"] = MetricRef("ttft_first_ms", "ttft", "first", True)
     refs["load_s"] = MetricRef("load_s", "load", "value", True)
+    refs["memory_mb"] = MetricRef("memory_mb", "memory", "value", True)
     refs["memory_peak_mb"] = MetricRef("memory_peak_mb", "memory_peak", "value", True)
     refs["memory_idle_mb"] = MetricRef("memory_idle_mb", "memory_idle", "value", True)
     refs["errors"] = MetricRef("errors", "errors", "value", True)

@@ -1,6 +1,9 @@
-"""Memory of a server: GPU memory through NVML where a GPU exists, resident memory (RSS) otherwise.
+"""Measured memory of a server: GPU memory through NVML or amdsmi where a GPU exists, Apple's system-level
+GPU allocation on a Mac, resident memory (RSS) otherwise.
 
-Readings are real or absent — never estimated. A sampler thread records the peak over a run.
+Readings are real or absent — never estimated. A sampler thread records the peak over a run. Each reading
+says where it came from (:data:`SOURCES`); a fallback says why (:data:`NOTES`). What llama.cpp itself says
+it allocated is another figure, read from the server's log: :mod:`pytest_quantgate.memory_report`.
 """
 
 from __future__ import annotations
@@ -9,15 +12,26 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import psutil
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
     from types import ModuleType
 
 MB = 1024 * 1024
-Source = Literal["nvml", "nvml-device", "rss"]
+SOURCES: tuple[str, ...] = ("nvml-process", "nvml-device", "amdsmi", "amdsmi-device", "apple-system", "rss")
+# Why a measured figure is what it is, for the result's notes and the report.
+NOTES: dict[str, str] = {
+    "nvml-device": "NVML listed no process of the server (MIG, WSL, or a container without the host PID "
+    "namespace): the device-wide used memory, other processes included",
+    "amdsmi-device": "amdsmi listed no process of the server (a container without the host PID namespace, "
+    "or no process accounting): the devices' used VRAM + GTT, other processes included",
+    "apple-system": "Apple GPU memory is system-wide (ioreg 'In use system memory'): every process's GPU "
+    "allocations, not the server's alone",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +39,12 @@ class Reading:
     """One measurement of a server's memory."""
 
     mb: float
-    source: Source
+    source: str  # one of SOURCES
     at: float  # seconds since the sampler started
 
 
 class Probe(Protocol):
-    source: Source
+    source: str
 
     def read_mb(self) -> float | None: ...
 
@@ -44,13 +58,14 @@ class RssProbe:
     sampler's pace) and only the known processes' RSS is read in between.
     """
 
-    source: Source = "rss"
+    source: str = "rss"
 
     def __init__(self, pid: int, *, rescan: int = 8) -> None:
         self._pid = pid
         self._rescan = rescan
         self._reads = 0
         self._procs: list[psutil.Process] = []
+        self.note: str | None = None
 
     def read_mb(self) -> float | None:
         if self._reads % self._rescan == 0:  # the first reading, and every rescan-th after it
@@ -71,19 +86,30 @@ class RssProbe:
 
 
 class NvmlProbe:
-    """GPU memory the server's processes hold, summed over every device NVML sees.
+    """GPU memory the server's processes hold on the given devices (every device NVML sees when none are
+    named), labelled ``nvml-process``.
 
-    Falls back to device-wide used memory when the driver does not report per-process figures (some
-    consumer drivers and containers do not), which is then the honest upper bound.
+    Falls back to the devices' used memory when the driver reports no process of the server (MIG, WSL, a
+    container's PID namespace), labelled ``nvml-device``: the honest upper bound, never a made-up 0 MB.
     """
 
-    source: Source = "nvml"
+    source: str = "nvml-process"
 
-    def __init__(self, nvml: ModuleType, pid: int) -> None:
-        self.source = "nvml"
+    def __init__(self, nvml: ModuleType, pid: int, *, devices: Sequence[str] | None = None) -> None:
+        self.source = "nvml-process"
+        self.note: str | None = None
         self._nvml = nvml
         self._pid = pid
-        self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+        if devices:
+            self._handles = [self._handle(name) for name in devices]
+        else:
+            self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+
+    def _handle(self, name: str) -> object:
+        """A device as the machine numbers it: an index, or a UUID as CUDA_VISIBLE_DEVICES may hold."""
+        if name.isdigit():
+            return self._nvml.nvmlDeviceGetHandleByIndex(int(name))
+        return self._nvml.nvmlDeviceGetHandleByUUID(name)
 
     def _pids(self) -> set[int]:
         try:
@@ -101,12 +127,9 @@ class NvmlProbe:
                     if info.pid in pids and info.usedGpuMemory is not None:
                         per_process += info.usedGpuMemory
         if per_process:
-            self.source = "nvml"
+            self.source, self.note = "nvml-process", None
             return per_process / MB
-        # No process of ours on the list: either the driver reports none, or it reports host pids (inside
-        # a container's pid namespace they never match). Device-wide use is then the honest upper bound,
-        # labelled as such — never a made-up 0 MB.
-        self.source = "nvml-device"
+        self.source, self.note = "nvml-device", NOTES["nvml-device"]
         used = 0
         for handle in self._handles:
             with contextlib.suppress(self._nvml.NVMLError):
@@ -131,10 +154,12 @@ def nvml_module() -> ModuleType | None:
 
 
 def gpu_description() -> str | None:
-    """'NVIDIA GeForce RTX 4090, driver 550.54' or None where no GPU is visible."""
+    """'NVIDIA GeForce RTX 4090, driver 550.54' (or an AMD GPU through amdsmi) or None where no GPU is visible."""
     nvml = nvml_module()
     if nvml is None:
-        return None
+        from pytest_quantgate.gpu.amd import amd_description
+
+        return amd_description()
     try:
         names = [nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(nvml.nvmlDeviceGetCount())]
         driver = nvml.nvmlSystemGetDriverVersion()
@@ -144,11 +169,50 @@ def gpu_description() -> str | None:
     return f"{', '.join(decoded)}, driver {driver.decode() if isinstance(driver, bytes) else driver}"
 
 
-def probe_for(pid: int, *, prefer_gpu: bool = True) -> Probe:
-    """NVML when a GPU is present and wanted, else RSS of the process tree."""
-    if prefer_gpu and (nvml := nvml_module()) is not None:
-        return NvmlProbe(nvml, pid)
+def probe_for(pid: int, *, prefer_gpu: bool = True, devices: Sequence[str] | None = None) -> Probe:
+    """The best measurement here: NVML, else amdsmi, else Apple's system-level figure, else RSS.
+
+    *devices* (the pinned devices as the machine numbers them) narrows a GPU probe to them. A probe that
+    fell back says why in its ``note``; RSS on a pinned preset says that no GPU library was usable.
+    """
+    if prefer_gpu:
+        if (nvml := nvml_module()) is not None:
+            try:
+                return NvmlProbe(nvml, pid, devices=devices)
+            except nvml.NVMLError as exc:  # a pinned device NVML cannot find (a MIG UUID, a stale index)
+                return _rss(pid, f"NVML cannot read device(s) {', '.join(devices or ())}: {exc}; measured RSS only")
+        from pytest_quantgate.gpu.amd import AmdsmiProbe, amdsmi_module
+
+        if (amd := amdsmi_module()) is not None:
+            indices = [int(d) for d in devices or () if d.isdigit()] or None
+            return AmdsmiProbe(amd, _tree(pid), devices=indices)
+        from pytest_quantgate.gpu.apple import AppleProbe, apple_gpu_available
+
+        if apple_gpu_available():
+            return AppleProbe()
+        if devices:
+            return _rss(
+                pid,
+                f"the preset is pinned to GPU device(s) {', '.join(devices)} but neither pynvml nor amdsmi is "
+                "usable here (not installed, or no driver): GPU memory is not measured, only RSS",
+            )
     return RssProbe(pid)
+
+
+def _rss(pid: int, note: str) -> RssProbe:
+    probe = RssProbe(pid)
+    probe.note = note
+    return probe
+
+
+def _tree(pid: int) -> Callable[[], set[int]]:
+    def pids() -> set[int]:
+        try:
+            return {pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))}
+        except psutil.Error:
+            return {pid}
+
+    return pids
 
 
 class PeakSampler:
@@ -203,3 +267,35 @@ class PeakSampler:
         if self._thread.is_alive():
             self._thread.join(timeout=2)
         self.sample()
+
+
+PROBE_FILE = "memory-probe.json"
+
+
+def write_probe_state(state_dir: Path, probe: Probe, devices: Sequence[str] = ()) -> None:
+    """Leave the probe's source, note and devices beside the server's state, for the result (the process
+    that writes it may not be the one that measured)."""
+    import json
+
+    data = {"source": probe.source, "note": getattr(probe, "note", None), "devices": list(devices)}
+    with contextlib.suppress(OSError):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / PROBE_FILE).write_text(json.dumps(data), encoding="utf-8")
+
+
+def read_probe_state(state_dir: Path) -> tuple[list[str], list[str]]:
+    """(notes, devices) a probe left in *state_dir*; empty when none did (an attached server)."""
+    import json
+
+    try:
+        data = json.loads((state_dir / PROBE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [], []
+    if not isinstance(data, dict):
+        return [], []
+    notes = [str(data["note"])] if data.get("note") else []
+    source = data.get("source")
+    if not notes and isinstance(source, str) and source in NOTES:
+        notes = [NOTES[source]]
+    devices = [str(d) for d in data.get("devices") or () if isinstance(d, (str, int))]
+    return notes, devices

@@ -205,7 +205,8 @@ def _preset_of(item: pytest.Item) -> str:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # --sequential with several candidates: one whose verdict is settled skips its remaining levels.
     controller = item.config.stash.get(CONTROLLER_KEY, None)
-    if controller is not None and LEVEL_KEY in item.stash and (why := controller.settled(_preset_of(item))):
+    info = item.stash.get(LEVEL_KEY, None)
+    if controller is not None and info is not None and (why := controller.settled(_preset_of(item), info.key)):
         pytest.skip(why)
 
 

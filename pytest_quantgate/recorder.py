@@ -15,6 +15,7 @@ from pytest_quantgate.credentials import redact
 from pytest_quantgate.effective import load as load_effective
 from pytest_quantgate.errors import QuantgateError, ResultsError
 from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, parse_gate
+from pytest_quantgate.keys import suite_of
 from pytest_quantgate.levels import (
     IterationScore,
     RequestRecord,
@@ -23,6 +24,8 @@ from pytest_quantgate.levels import (
     aggregate,
     iteration_scores,
 )
+from pytest_quantgate.memory import read_probe_state
+from pytest_quantgate.memory_report import llama_memory, server_memory_fields
 from pytest_quantgate.provenance import host_info, preset_record
 from pytest_quantgate.results import (
     GateRecord,
@@ -34,6 +37,7 @@ from pytest_quantgate.results import (
     find_result,
     load_result,
     store_latest,
+    suite_file_name,
     suite_id,
     why_not_stored,
     write_final,
@@ -42,7 +46,7 @@ from pytest_quantgate.sharing import read_info, reap
 from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from pathlib import Path
 
     from pytest_quantgate.client import Completion
@@ -144,39 +148,56 @@ class Baseline:
     def describe(self) -> str:
         return self.result.origin(self.path)
 
+    def only_levels(self, level_keys: Iterable[str]) -> Baseline:
+        """This baseline restricted to *level_keys* (one suite of a result that holds several)."""
+        return Baseline(self.result.only_levels(level_keys), self.path)
 
-def load_baseline(config: RunConfig, level_keys: Iterable[str]) -> Baseline | None:
-    """The stored baseline --baseline names for the levels collected (None when it is a preset of this very
-    run, or not given).
+
+@dataclass(frozen=True, slots=True, order=True)
+class Part:
+    """One preset on one suite (a test module): what a run scores, gates, compares and stores apart."""
+
+    preset: str
+    suite: str
+
+
+def load_baselines(config: RunConfig, level_keys: Iterable[str]) -> dict[str, Baseline]:
+    """The stored baseline --baseline names, per suite of the levels collected (empty when it is a preset of
+    this very run, or not given).
 
     Called once collection is done and before any server starts, so that a bad baseline — unreadable, or
     from another suite — is an error before a server boots or an iteration is spent. A preset id picks the
-    stored result of that preset for the suite being run (:func:`~pytest_quantgate.results.suite_id`).
+    stored result of that preset for each suite being run (:func:`~pytest_quantgate.results.suite_id`); a
+    result file is the baseline of every suite it holds levels of, and each suite is compared with its own
+    levels only.
     """
     spec = config.baseline
     if spec is None or spec in {p.id for p in config.presets}:
-        return None
-    keys = list(dict.fromkeys(level_keys))
-    if not keys:
-        return None  # no level collected: nothing to compare
-    try:
-        path = find_result(spec, config.out_dir / "results", suite_id(keys))
-        baseline = Baseline(load_result(path), path)
-    except ResultsError as exc:
-        raise ResultsError(f"--baseline {exc}") from None
-    check_same_suite(baseline, keys)
-    return baseline
+        return {}
+    by_suite: dict[str, list[str]] = defaultdict(list)
+    for key in dict.fromkeys(level_keys):
+        by_suite[suite_of(key)].append(key)
+    baselines = {}
+    for suite, keys in by_suite.items():
+        try:
+            path = find_result(spec, config.out_dir / "results", suite_id(keys))
+            baseline = Baseline(load_result(path), path)
+        except ResultsError as exc:
+            raise ResultsError(f"--baseline {exc}") from None
+        baselines[suite] = baseline.only_levels(same_suite_levels(baseline, keys))
+    return baselines
 
 
-def check_same_suite(baseline: Baseline, level_keys: Sequence[str]) -> None:
-    """Raise ResultsError naming both suites when no level of *baseline* is among *level_keys* (matched as
-    the comparison matches them: by key, or by file and test name for a suite run from another rootdir)."""
+def same_suite_levels(baseline: Baseline, level_keys: Sequence[str]) -> list[str]:
+    """The levels of *baseline* that are among *level_keys* (matched as the comparison matches them: by key,
+    or by file and test name for a suite run from another rootdir); ResultsError naming both suites when
+    there is none."""
     from pytest_quantgate.compare.matching import match_levels
 
     stored = baseline.result.level_keys()
     common, _, _ = match_levels(stored, level_keys)
     if common:
-        return
+        return list(common)
     raise ResultsError(
         f"the baseline {baseline.describe()} comes from another suite: it holds the suite {_shown(stored)}, "
         f"this run collected {_shown(level_keys)}, and no level is in both. Run this suite on the baseline's "
@@ -190,51 +211,89 @@ def _shown(level_keys: Sequence[str], limit: int = 4) -> str:
 
 
 class Recorder:
-    """Controller side: receives samples in arrival order, streams them, and finishes the run."""
+    """Controller side: receives samples in arrival order, streams them, and finishes the run.
+
+    Each :class:`Part` — a preset on one suite — is scored, gated, compared and written apart: a run over
+    two test modules gives each its own row, gates, verdict and result file.
+    """
 
     def __init__(self, config: RunConfig, baseline: ResultFile | None = None) -> None:
         self.config = config
-        self.stored_baseline: Baseline | None = None  # where a stored baseline came from, for the reader
+        self.stored_baselines: dict[str, Baseline] = {}  # per suite: where a stored baseline came from
         self.store_notes: list[str] = []  # what finish() did with the store of latest results
-        self.samples: dict[str, list[Sample]] = defaultdict(list)
-        self.outcomes: dict[str, list[GateOutcome]] = {}
-        self.comparisons: dict[str, Comparison] = {}
-        self.stopped_early: dict[str, SequentialDecision | ItemSequentialDecision] = {}
-        self.sequential: dict[str, SequentialDecision | ItemSequentialDecision] = {}  # latest per candidate
+        self.samples: dict[str, list[Sample]] = defaultdict(list)  # per preset, every suite
+        self.outcomes: dict[Part, list[GateOutcome]] = {}
+        self.comparisons: dict[Part, Comparison] = {}
+        self.stopped_early: dict[Part, SequentialDecision | ItemSequentialDecision] = {}
+        self.sequential: dict[Part, SequentialDecision | ItemSequentialDecision] = {}  # latest per candidate
         self.started_at = now_iso()
-        self._baseline = baseline
-        self._streams: dict[str, ResultStream] = {}
+        self._baseline = baseline  # a result file given directly: the baseline of every suite
+        self._parts: dict[Part, None] = {}  # in the order collected (or first reported)
+        self._streams: dict[Part, ResultStream] = {}
         self._host: dict[str, object] | None = None
         self._sequential: SequentialTest | None = None
         self._item_sequential: ItemSequentialTest | None = None
         self.planned: dict[str, int] = {}  # iterations collected per preset (set by the controller)
 
-    def use_baseline(self, baseline: Baseline) -> None:
-        """The stored result --baseline names, resolved once the suite is collected (see load_baseline)."""
-        self.stored_baseline = baseline
-        self._baseline = baseline.result
+    def use_baselines(self, baselines: Mapping[str, Baseline]) -> None:
+        """The stored results --baseline names, per suite, resolved once collected (see load_baselines)."""
+        self.stored_baselines = dict(baselines)
 
     def add(self, sample: Sample) -> None:
+        part = Part(sample.preset, suite_of(sample.level))
+        self._parts.setdefault(part)
         self.samples[sample.preset].append(sample)
-        self._stream(sample.preset).add(sample)
+        self._stream(part).add(sample)
 
-    def prepare(self, preset_ids: Iterable[str]) -> None:
-        """Open the presets' result streams (header and provenance) ahead of their first sample."""
-        for preset_id in preset_ids:
-            self._stream(preset_id)
+    def prepare(self, parts: Iterable[Part]) -> None:
+        """Open the result streams (header and provenance) of the parts collected, ahead of their samples."""
+        for part in parts:
+            self._parts.setdefault(part)
+        for part in self.parts():
+            self._stream(part)
 
-    def _stream(self, preset_id: str) -> ResultStream:
-        if preset_id not in self._streams:
+    # -- parts ------------------------------------------------------------------------------------------
+
+    def parts(self) -> list[Part]:
+        """Every part collected or reported: by preset (in the run's order), then suite (as collected)."""
+        order = {pid: k for k, pid in enumerate(self.preset_ids())}
+        suites = {suite: k for k, suite in enumerate(dict.fromkeys(p.suite for p in self._parts))}
+        return sorted(self._parts, key=lambda p: (order.get(p.preset, len(order)), suites[p.suite]))
+
+    @property
+    def several_suites(self) -> bool:
+        return len({p.suite for p in self._parts}) > 1
+
+    def label(self, part: Part) -> str:
+        """How tables name *part*: its preset, and its suite when the run kept several apart."""
+        return f"{part.preset} · {part.suite}" if self.several_suites else part.preset
+
+    def samples_of(self, part: Part) -> list[Sample]:
+        return [s for s in self.samples.get(part.preset, ()) if suite_of(s.level) == part.suite]
+
+    def reported(self) -> list[Part]:
+        """The parts with at least one sample, in order."""
+        return [part for part in self.parts() if self.samples_of(part)]
+
+    def _stream(self, part: Part) -> ResultStream:
+        if part not in self._streams:
+            self._parts.setdefault(part)
             header = Header(
                 plugin_version=__version__,
                 run_id=self.config.run_id,
                 started_at=self.started_at,
-                preset=self._preset_record(preset_id),
+                preset=self._preset_record(part.preset),
                 host=self.host,
-                iterations_planned=self.planned.get(preset_id, self.config.iterations),
+                iterations_planned=self.planned.get(part.preset, self.config.iterations),
             )
-            self._streams[preset_id] = ResultStream(self.config.preset_dir(preset_id), header)
-        return self._streams[preset_id]
+            self._streams[part] = ResultStream(self.part_dir(part), header)
+        return self._streams[part]
+
+    def part_dir(self, part: Part) -> Path:
+        """Where *part*'s result files go: the preset's directory of the run, and a directory per suite in
+        it when the run has several."""
+        directory = self.config.preset_dir(part.preset)
+        return directory / suite_file_name(part.suite).removesuffix(".json") if self.several_suites else directory
 
     @property
     def host(self) -> dict[str, object]:
@@ -244,29 +303,38 @@ class Recorder:
 
     def preset_ids(self) -> list[str]:
         known = [p.id for p in self.config.presets]
-        return [*known, *(k for k in self.samples if k not in known)]
+        reported = dict.fromkeys([*self.samples, *(p.preset for p in self._parts)])
+        return [*known, *(k for k in reported if k not in known)]
 
-    def iteration_scores(self, preset_id: str) -> list[IterationScore]:
-        return iteration_scores(preset_id, self.samples.get(preset_id, ()))
+    def iteration_scores(self, part: Part) -> list[IterationScore]:
+        return iteration_scores(part.preset, self.samples_of(part))
 
-    def aggregate(self, preset_id: str) -> RunAggregate:
-        info = read_info(self.config.preset_dir(preset_id))
-        return aggregate(preset_id, self.samples.get(preset_id, ()), load_s=info.load_s if info else None)
+    def aggregate(self, part: Part) -> RunAggregate:
+        info = read_info(self.config.preset_dir(part.preset))
+        report = llama_memory(info.log if info else None)
+        return aggregate(
+            part.preset,
+            self.samples_of(part),
+            load_s=info.load_s if info else None,
+            memory_reported=report.figure() if report else None,
+            suite=part.suite if self.several_suites else None,
+        )
 
-    def evaluate_gates(self) -> dict[str, list[GateOutcome]]:
-        """Gates of every preset that ran, once, after the last sample. Mark gates arrive on samples."""
-        for preset_id, samples in self.samples.items():
-            preset = self._preset(preset_id)
+    def evaluate_gates(self) -> dict[Part, list[GateOutcome]]:
+        """Gates of every part that ran, once, after the last sample: the ini's and command line's on each
+        suite, a module's marks on its own. Mark gates arrive on samples."""
+        for part in self.reported():
+            preset = self._preset(part.preset)
             specs = self.config.gates_for(preset) if preset else list(self.config.gates)
             level_gates: dict[str, tuple[GateSpec, ...]] = {}
-            for sample in samples:
+            for sample in self.samples_of(part):
                 for expr in sample.gates:
                     spec = parse_gate(expr, "mark", sample.level)
                     if spec.level is None and _per_level(spec):
                         level_gates[sample.level] = tuple(dedupe([*level_gates.get(sample.level, ()), spec]))
                     else:
                         specs.append(spec)
-            self.outcomes[preset_id] = evaluate(dedupe(specs), self.aggregate(preset_id), level_gates=level_gates)
+            self.outcomes[part] = evaluate(dedupe(specs), self.aggregate(part), level_gates=level_gates)
         return self.outcomes
 
     # -- against a baseline -------------------------------------------------------------------------
@@ -275,48 +343,51 @@ class Recorder:
     def baseline_id(self) -> str | None:
         if self._baseline is not None:
             return self._baseline.preset.id
+        if self.stored_baselines:
+            return next(iter(self.stored_baselines.values())).result.preset.id
         return self.config.baseline
 
-    def baseline_result(self) -> ResultFile | None:
+    def baseline_result(self, suite: str) -> ResultFile | None:
+        """The baseline of *suite*: a stored result, or the baseline preset's part in this run."""
         if self._baseline is not None:
             return self._baseline
-        if self.config.baseline is not None and self.samples.get(self.config.baseline):
-            return self.build_result(self.config.baseline)  # the same preset in this run: same host window
+        if (stored := self.stored_baselines.get(suite)) is not None:
+            return stored.result
+        if self.config.baseline is not None and self.samples_of(part := Part(self.config.baseline, suite)):
+            return self.build_result(part)  # the same preset in this run: same host window
         return None
 
-    def candidates(self) -> list[str]:
-        return [pid for pid in self.preset_ids() if self.samples.get(pid) and pid != self.config.baseline]
+    def candidates(self) -> list[Part]:
+        return [part for part in self.reported() if part.preset != self.config.baseline]
 
-    def compare(self) -> dict[str, Comparison]:
-        """The verdict of every candidate against the baseline (after the last sample)."""
-        baseline = self.baseline_result()
-        if baseline is None:
-            return {}
+    def compare(self) -> dict[Part, Comparison]:
+        """The verdict of every candidate part against the baseline of its suite (after the last sample)."""
         from pytest_quantgate.compare import CompareOptions, compare
 
         options = CompareOptions(margin=self.config.margin, require_faster=self.config.require_faster)
         # With --sequential only the sequential test may declare a swap: the fixed bound, after a look at
         # every iteration, would inflate the false-swap rate.
         self.comparisons = {
-            pid: compare(baseline, self.build_result(pid), options, sequential=self.sequential.get(pid))
-            for pid in self.candidates()
+            part: compare(baseline, self.build_result(part), options, sequential=self.sequential.get(part))
+            for part in self.candidates()
+            if (baseline := self.baseline_result(part.suite)) is not None
         }
         return self.comparisons
 
-    def sequential_check(self, preset_id: str) -> SequentialDecision | ItemSequentialDecision | None:
-        """With --sequential: the decision after the candidate's latest complete iteration, if final. On
-        items when the suite has them (as the comparison decides), else on levels."""
-        if not self.config.sequential:
+    def sequential_check(self, part: Part) -> SequentialDecision | ItemSequentialDecision | None:
+        """With --sequential: the decision after the candidate part's latest complete iteration, if final.
+        On items when the suite has them (as the comparison decides), else on levels."""
+        if not self.config.sequential or part.preset == self.config.baseline:
             return None
-        baseline = self.baseline_result()
-        if baseline is None or preset_id == self.config.baseline:
+        baseline = self.baseline_result(part.suite)
+        candidate = self.samples_of(part)
+        if baseline is None or not candidate:
             return None
-        candidate = self.samples.get(preset_id, [])
         horizon = max(self.config.iterations or self.config.default_iterations, 3)
         decision: SequentialDecision | ItemSequentialDecision
         from pytest_quantgate.compare.items import decided_on_items
 
-        samplers = (baseline.preset.sampler, self._stream(preset_id).header.preset.sampler)
+        samplers = (baseline.preset.sampler, self._stream(part).header.preset.sampler)
         if decided_on_items((*baseline.samples, *candidate), samplers):
             from pytest_quantgate.inference import ItemSequentialTest
             from pytest_quantgate.levels import item_scores
@@ -335,7 +406,7 @@ class Recorder:
             if self._sequential is None:
                 self._sequential = SequentialTest.create(self.config.margin, max_iterations=horizon)
             base = {lv.level: lv for lv in aggregate(baseline.preset.id, baseline.samples).levels}
-            cand = {lv.level: lv for lv in self.aggregate(preset_id).levels}
+            cand = {lv.level: lv for lv in self.aggregate(part).levels}
             common = [level for level in base if level in cand]  # the comparison reports the others
             if not common:
                 return None
@@ -344,51 +415,53 @@ class Recorder:
                 {level: cand[level].outcomes for level in common},
                 {level: base[level].points for level in common},
             )
-        self.sequential[preset_id] = decision
+        self.sequential[part] = decision
         if decision.decision != "continue":
-            self.stopped_early[preset_id] = decision
+            self.stopped_early[part] = decision
             return decision
         return None
 
     def finish(self, *, interrupted: bool) -> list[Path]:
-        """Write every preset's final result.json; stop servers a crashed worker left running.
+        """Write every part's final result.json; stop servers a crashed worker left running.
 
         A complete run without errors also becomes the stored latest result of its (preset, suite), which
         ``--baseline PRESET`` reads; any other keeps the stored one (``store_notes`` says which happened).
         """
         reap(self.config.run_dir)
         written = []
-        for preset_id, stream in self._streams.items():
+        for part, stream in self._streams.items():
             stream.close()
-            if not self.samples.get(preset_id):
+            if not self.samples_of(part):
                 continue  # opened ahead of a level that never reported: no result to replace the stored one
-            result = self.build_result(preset_id, complete=not interrupted)
+            result = self.build_result(part, complete=not interrupted)
             written.append(write_final(result, stream.directory))
             if (why := why_not_stored(result)) is None:
                 stored = store_latest(result, self.config.out_dir / "results")
                 note = f"stored as the latest result of suite {result.suite}: {stored}"
             else:
                 note = f"not stored as a baseline ({why}): only a complete run without errors replaces one"
-            self.store_notes.append(f"{preset_id}: {note}")
+            self.store_notes.append(f"{part.preset}: {note}")
         return written
 
-    def build_result(self, preset_id: str, *, complete: bool = True) -> ResultFile:
-        """The result file of one preset as it stands now (also before the run has ended)."""
-        stream = self._stream(preset_id)
-        agg = self.aggregate(preset_id)
-        info = read_info(self.config.preset_dir(preset_id))
+    def build_result(self, part: Part, *, complete: bool = True) -> ResultFile:
+        """The result file of one part as it stands now (also before the run has ended)."""
+        stream = self._stream(part)
+        samples = self.samples_of(part)
+        agg = self.aggregate(part)
+        info = read_info(self.config.preset_dir(part.preset))
         record = stream.header.preset.model_copy()
-        record.effective = load_effective(self.config.preset_dir(preset_id))
+        record.effective = load_effective(self.config.preset_dir(part.preset))
+        notes, devices = read_probe_state(self.config.preset_dir(part.preset))
         if info is not None:
-            preset = self._preset(preset_id)
+            preset = self._preset(part.preset)
             record.argv = preset.redact(info.argv) if preset else redact(info.argv)
             record.base_url = info.base_url
         return ResultFile(
             **stream.header.model_dump(exclude={"preset"}),
             preset=record,
             complete=complete,
-            iterations_run=max((s.iteration for s in self.samples[preset_id] if s.outcome != "skipped"), default=None),
-            stopped_early=f"{early.decision}: {early.reason}" if (early := self.stopped_early.get(preset_id)) else None,
+            iterations_run=max((s.iteration for s in samples if s.outcome != "skipped"), default=None),
+            stopped_early=f"{early.decision}: {early.reason}" if (early := self.stopped_early.get(part)) else None,
             finished_at=now_iso(),
             server=ServerRecord(
                 base_url=info.base_url if info else record.base_url,
@@ -397,11 +470,15 @@ class Recorder:
                 memory_idle_mb=agg.memory_idle_mb,
                 memory_source=agg.memory_source,
                 log=info.log if info else None,
+                memory_peak_mb=agg.memory_peak_mb,
+                **server_memory_fields(
+                    llama_memory(info.log if info else None), started=info is not None, notes=notes, devices=devices
+                ),
             ),
-            samples=self.samples[preset_id],
+            samples=samples,
             gates=[
                 GateRecord(id=o.id, passed=o.passed, observed=o.observed, message=o.message, source=o.spec.source)
-                for o in self.outcomes.get(preset_id, ())
+                for o in self.outcomes.get(part, ())
             ],
             summary=SummaryRecord.of(agg),
         )

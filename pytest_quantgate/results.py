@@ -14,10 +14,11 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pytest_quantgate.errors import ResultsError
-from pytest_quantgate.levels import Sample
+from pytest_quantgate.keys import suite_of
+from pytest_quantgate.levels import Sample, aggregate
 from pytest_quantgate.summary import SummaryRecord
 
 if TYPE_CHECKING:
@@ -59,13 +60,38 @@ class PresetRecord(_Model):
     effective: dict[str, Any] | None = None
 
 
+class BufferRecord(_Model):
+    """One buffer llama.cpp reported allocating (memory_report.py)."""
+
+    device: str  # CPU for host memory, else the backend device: CUDA0, ROCm0, Metal
+    buffer_type: str  # as llama.cpp names it: CPU_Mapped, CUDA0, CUDA_Host
+    kind: str  # model, kv, compute, output, rs, lora, other
+    mb: float  # MiB, as every memory figure here
+
+
 class ServerRecord(_Model):
     base_url: str | None = None
     attached: bool = False
     load_s: float | None = None
     memory_idle_mb: float | None = None
-    memory_source: str | None = None
+    memory_source: str | None = None  # of the measured figures: rss, nvml-process, nvml-device, amdsmi, ...
     log: str | None = None
+    memory_peak_mb: float | None = None  # measured, like memory_idle_mb
+    # What llama.cpp says it allocated: the figure ceilings and comparisons read by default.
+    llama_memory_mb: float | None = None
+    llama_memory_scope: str | None = None  # the device(s) llama_memory_mb covers: CPU, CUDA0, CUDA0+CUDA1
+    llama_buffers: list[BufferRecord] = Field(default_factory=list)
+    prompt_cache_mb: float | None = None  # the prompt cache's size as last logged: RAM beyond the buffers
+    prompt_cache_prompts: int | None = None
+    prompt_cache_limit_mb: float | None = None  # --cache-ram as the server announced it; None: no cache
+    devices: list[str] = Field(default_factory=list)  # the GPUs the server was pinned to, as the machine numbers them
+    memory_notes: list[str] = Field(default_factory=list)  # why a figure is missing or a fallback
+
+    @field_validator("memory_source")
+    @classmethod
+    def _current_label(cls, value: str | None) -> str | None:
+        # Results written before the labels were split said "nvml" for NVML's per-process figure.
+        return "nvml-process" if value == "nvml" else value
 
 
 class GateRecord(_Model):
@@ -108,6 +134,32 @@ class ResultFile(Header):
         """The :func:`suite_id` of the run."""
         return suite_id(self.level_keys())
 
+    def only_levels(self, level_keys: Iterable[str]) -> ResultFile:
+        """This result restricted to *level_keys*: the part of a result over several suites (as earlier
+        versions wrote them) that one suite is compared with. Its summary is recomputed from the samples
+        kept (a summary-only result keeps the per-level counts of those levels); its gates, which judged
+        the whole, are dropped."""
+        keep = set(level_keys)
+        if set(self.level_keys()) <= keep:
+            return self
+        samples = [s for s in self.samples if s.level in keep]
+        if samples:
+            agg = aggregate(self.preset.id, samples, load_s=self.server.load_s)
+            summary = SummaryRecord.of(agg)
+        else:
+            levels = {k: v for k, v in self.summary.levels.items() if k in keep}
+            summary = self.summary.model_copy(
+                update={
+                    "levels": levels,
+                    "max_points": sum(lv.points for lv in levels.values()),
+                    "iterations": [],
+                    "score": None,
+                    "score_raw": None,
+                    "measures": {},
+                }
+            )
+        return self.model_copy(update={"samples": samples, "summary": summary, "gates": []})
+
     @property
     def errors(self) -> int:
         """Level runs that errored (server or request failures, broken tests), not wrong answers."""
@@ -126,7 +178,7 @@ def suite_id(level_keys: Iterable[str]) -> str:
     ``suites/coding/test_fifo.py, suites/knowledge/test_knowledge.py`` for a run over two directories.
     Levels added to or dropped from a module keep its suite; another set of modules is another suite.
     """
-    return ", ".join(sorted({key.partition("::")[0] for key in level_keys}))
+    return ", ".join(sorted({suite_of(key) for key in level_keys}))
 
 
 class ResultStream:
@@ -355,6 +407,7 @@ def _from_stream(text: str, path: Path) -> ResultFile:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BufferRecord",
     "GateRecord",
     "Header",
     "PresetRecord",

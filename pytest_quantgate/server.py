@@ -287,6 +287,16 @@ def _shell(argv: Sequence[str], secrets: Sequence[str]) -> str:
     return shlex.join(redact(argv, secrets))
 
 
+VERBOSITY_ENV = "LLAMA_ARG_LOG_VERBOSITY"
+REPORT_VERBOSITY = 4
+_VERBOSITY_FLAGS = ("-lv", "--verbosity", "--log-verbosity", "-v", "--verbose", "--log-verbose", "--log-disable")
+
+
+def _sets_verbosity(argv: Sequence[str]) -> bool:
+    """Whether the preset chose the server's log verbosity itself (then quantgate leaves it alone)."""
+    return any(arg in _VERBOSITY_FLAGS or arg.startswith(tuple(f"{f}=" for f in _VERBOSITY_FLAGS)) for arg in argv)
+
+
 def spec_for(preset: Preset, *, port: int | None = None) -> ServerSpec:
     """The argv and readiness check that start *preset* (driver ``llamacpp`` or ``command``)."""
     from pytest_quantgate.install import find_binary
@@ -328,6 +338,14 @@ def spec_for(preset: Preset, *, port: int | None = None) -> ServerSpec:
         raise ServerStartError(f"{where}: driver {preset.driver!r} attaches to a running server; nothing to start")
     api_key = preset.api_key()
     env = dict(preset.env)
+    if preset.devices:  # indices into what this process sees: gpu/pinning.py
+        from pytest_quantgate.gpu.pinning import pinning_env
+
+        env.update(pinning_env(preset.devices))
+    if preset.driver == "llamacpp" and not _sets_verbosity(argv):
+        # llama.cpp logs its buffers (memory_report.py) at verbosity 4 in current builds; the environment
+        # rather than -lv, so that a build without the option starts all the same.
+        env.setdefault(VERBOSITY_ENV, str(REPORT_VERBOSITY))
     if api_key is not None:  # llama-server reads its key from there too: then it is in no argv or log
         env.setdefault("LLAMA_API_KEY", api_key)
     return ServerSpec(

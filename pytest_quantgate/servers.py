@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_quantgate.memory import PeakSampler, probe_for
+from pytest_quantgate.gpu.pinning import physical_devices
+from pytest_quantgate.memory import PeakSampler, probe_for, write_probe_state
 from pytest_quantgate.sharing import Lease, acquire, attach
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class Servers:
         self._leases: dict[str, Lease] = {}
         self._samplers: dict[str, PeakSampler] = {}
         self._clients: dict[str, Client] = {}
+        self._devices: dict[str, list[str]] = {}  # pinned devices as the machine numbers them
 
     def lease(self, preset: Preset) -> Lease:
         if preset.id not in self._leases:
@@ -32,7 +34,11 @@ class Servers:
             self._leases[preset.id] = lease
             self._record_effective(preset)
             if lease.info.pid is not None:
-                self._samplers[preset.id] = PeakSampler(probe_for(lease.info.pid)).start()
+                devices = physical_devices(preset.devices) if preset.devices else []
+                probe = probe_for(lease.info.pid, devices=devices or None)
+                self._samplers[preset.id] = PeakSampler(probe).start()
+                self._devices[preset.id] = devices
+                write_probe_state(self.config.preset_dir(preset.id), probe, devices)
         return self._leases[preset.id]
 
     def _record_effective(self, preset: Preset) -> None:
@@ -75,7 +81,8 @@ class Servers:
         if (client := self._clients.pop(preset_id, None)) is not None:
             client.close()
         if (sampler := self._samplers.pop(preset_id, None)) is not None:
-            sampler.stop()
+            sampler.stop()  # the probe's last word: a fallback may have begun during the run
+            write_probe_state(self.config.preset_dir(preset_id), sampler.probe, self._devices.pop(preset_id, []))
         if (lease := self._leases.pop(preset_id, None)) is not None:
             lease.release()
 

@@ -57,9 +57,11 @@ def read_side(result: ResultFile, role: str) -> Side:
 def restricted_aggregate(side: Side, keys: Mapping[str, str]) -> RunAggregate:
     """The side's aggregate over the compared levels; *keys* maps this side's level key → common key."""
     load_s = side.result.server.load_s
+    server = side.result.server
+    reported = (server.llama_memory_mb, server.llama_memory_scope or "") if server.llama_memory_mb is not None else None
     if side.from_samples:
         kept = [dataclasses.replace(s, level=keys[s.level]) for s in side.samples if s.level in keys]
-        return aggregate(side.preset, kept, load_s=load_s)
+        return aggregate(side.preset, kept, load_s=load_s, memory_reported=reported)
     levels = tuple(dataclasses.replace(side.levels[k], level=common) for k, common in keys.items())
     whole = len(keys) == len(side.levels)  # iteration scores in a summary cover every level of that run
     summary = side.result.summary
@@ -82,6 +84,8 @@ def restricted_aggregate(side: Side, keys: Mapping[str, str]) -> RunAggregate:
         errors=summary.errors,
         n_samples=sum(lv.rate.n for lv in levels),
         measures=summary.series() if whole else {},
+        memory_reported_mb=server.llama_memory_mb,
+        memory_reported_scope=server.llama_memory_scope,
     )
 
 

@@ -221,12 +221,12 @@ def compare(
 
     ceiling = None
     if candidate.preset.memory_ceiling_mb is not None:
-        peak = cand_agg.memory_peak_mb
+        peak = cand_agg.memory_mb  # llama.cpp's report when there is one: the same on every machine
         ceiling = CeilingCheck(
             ceiling_mb=candidate.preset.memory_ceiling_mb,
             peak_mb=peak,
             within=None if peak is None else peak <= candidate.preset.memory_ceiling_mb,
-            source=cand_agg.memory_source,
+            source=cand_agg.memory_mb_source,
         )
         if peak is None:
             problems.append(
@@ -377,7 +377,7 @@ def _decide(
         if ceiling.within is False:
             assert ceiling.peak_mb is not None
             peak, limit = number(ceiling.peak_mb, 0, " MB"), number(ceiling.ceiling_mb, 0, " MB")
-            keep.append(f"memory peak {peak} > ceiling {limit}")
+            keep.append(f"memory {peak} ({ceiling.source}) > ceiling {limit}")
         elif ceiling.within is None:
             block.append(f"memory ceiling {number(ceiling.ceiling_mb, 0, ' MB')} not checked (no reading)")
     if options.require_faster:

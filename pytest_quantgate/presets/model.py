@@ -57,6 +57,8 @@ class Preset:
     startup_timeout_s: float = 120.0
     quiesce_s: float = 0.0
     memory_ceiling_mb: float | None = None
+    devices: tuple[int, ...] = ()  # GPUs the server may use, indices into what the caller made visible
+    share_devices: bool = False  # another preset of the run may be pinned to one of them
     api_key_env: str | None = None
     sampler: Sampler = field(default_factory=Sampler)
     chat_template_kwargs: tuple[tuple[str, Any], ...] = ()

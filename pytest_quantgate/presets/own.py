@@ -60,6 +60,8 @@ class PresetModel(_Strict):
     startup_timeout: float = Field(default=120.0, gt=0)
     quiesce: float = Field(default=0.0, ge=0)
     memory_ceiling_mb: float | None = Field(default=None, gt=0)
+    devices: list[int] | int | str | None = None  # GPU indices into what the caller made visible: [0, 1], "0,1"
+    share_devices: bool = False  # another preset of the run may be pinned to the same device
     api_key_env: str | None = None
     sampler: SamplerModel = Field(default_factory=SamplerModel)
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -121,6 +123,8 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         startup_timeout_s=model.startup_timeout,
         quiesce_s=model.quiesce,
         memory_ceiling_mb=model.memory_ceiling_mb,
+        devices=_devices(model.devices, path, model.id),
+        share_devices=model.share_devices,
         api_key_env=model.api_key_env,
         sampler=Sampler(**model.sampler.model_dump()),
         chat_template_kwargs=tuple(sorted(model.chat_template_kwargs.items())),
@@ -132,3 +136,28 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         draft=draft,
         secrets=tuple(secrets),
     )
+
+
+def _devices(value: list[int] | int | str | None, path: Path | None, preset_id: str) -> tuple[int, ...]:
+    """``devices`` as indices: a list, one index, or a comma-separated string as CUDA_VISIBLE_DEVICES has it."""
+    if value is None:
+        return ()
+    if isinstance(value, int):
+        items: list[int | str] = [value]
+    elif isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    else:
+        items = list(value)
+    found = []
+    for item in items:
+        try:
+            index = int(item)
+        except ValueError:
+            index = -1
+        if index < 0:
+            raise PresetError(
+                f"{path}: preset {preset_id!r}: devices {value!r}: {item!r} is not a device index (0, 1, ...: "
+                "indices into the devices the caller made visible, as CUDA_VISIBLE_DEVICES counts them)"
+            )
+        found.append(index)
+    return tuple(found)

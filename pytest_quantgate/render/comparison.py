@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_quantgate.render.format import listing, number, p_value, percent, signed
+from pytest_quantgate.render.format import listing, memory_cell, number, p_value, percent, signed
 from pytest_quantgate.render.table import table
 from pytest_quantgate.render.terminal import DECISION_HEADERS, decision_rows, delta_row
 
@@ -58,7 +58,9 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
                 f"Δ {signed(u.difference)}, lower {signed(u.lower_bound)}; Welch {p_value(u.welch_p_value)}",
             ]
         )
-    speed = (("tokens/s (median)", c.tps, 1), ("TTFT median ms", c.ttft, 0), ("memory per iteration MB", c.memory, 0))
+    measured = c.candidate_aggregate.memory_source or c.baseline_aggregate.memory_source
+    per_iteration = f"memory per iteration MB ({measured})" if measured else "memory per iteration MB"
+    speed = (("tokens/s (median)", c.tps, 1), ("TTFT median ms", c.ttft, 0), (per_iteration, c.memory, 0))
     for label, delta, digits in speed:
         rows.append(
             [
@@ -79,10 +81,28 @@ def recommendation_rows(comparison: Comparison) -> list[list[str]]:
             ]
         )
     ba, ca = c.baseline_aggregate, c.candidate_aggregate
-    peak_change = ""
-    if ba.memory_peak_mb and ca.memory_peak_mb:
-        peak_change = percent(ca.memory_peak_mb / ba.memory_peak_mb - 1)
-    rows.append(["memory peak MB", number(ba.memory_peak_mb, 0), number(ca.memory_peak_mb, 0), peak_change or "—"])
+    change = "—"
+    if ba.memory_mb and ca.memory_mb:
+        change = percent(ca.memory_mb / ba.memory_mb - 1)
+        if ba.memory_mb_source != ca.memory_mb_source:
+            change += " (different sources: not comparable)"
+    rows.append(
+        [
+            "memory MB",
+            memory_cell(ba.memory_mb, ba.memory_mb_source),
+            memory_cell(ca.memory_mb, ca.memory_mb_source),
+            change,
+        ]
+    )
+    if ba.memory_reported_mb is not None or ca.memory_reported_mb is not None:
+        rows.append(
+            [
+                "measured peak MB",
+                memory_cell(ba.memory_peak_mb, ba.memory_source),
+                memory_cell(ca.memory_peak_mb, ca.memory_source),
+                "beside llama.cpp's figure: depends on host, load and suite length",
+            ]
+        )
     if c.ceiling is None:
         ceiling = ["memory ceiling", "—", "not set", "—"]
     else:
@@ -141,7 +161,7 @@ def render(comparison: Comparison) -> str:
     parts = [
         f"candidate {c.candidate_label} against baseline {c.baseline_label}",
         "",
-        table(DECISION_HEADERS, decision_table_rows(c), right=frozenset(range(1, 10))),
+        table(DECISION_HEADERS, decision_table_rows(c), right=frozenset(range(1, 11))),
         "",
         f"per-level pass rates (Δ = candidate − baseline, {100 * (1 - 2 * c.options.alpha):g}% interval):",
         table(LEVEL_HEADERS, level_rows(c), right=frozenset({1, 2, 3, 4})),

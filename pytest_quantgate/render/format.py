@@ -63,4 +63,29 @@ def listing(keys: Iterable[str], limit: int = 6) -> str:
     return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
-__all__ = ["MINUS", "MISSING", "count_range", "listing", "number", "p_value", "percent", "signed"]
+def megabytes(value: float | None) -> str:
+    """A memory figure in MB with as many decimals as its size needs: ``0.83``, ``45.2``, ``17,567``."""
+    if value is None or math.isnan(value) or math.isinf(value):
+        return number(value)
+    return number(value, 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0)
+
+
+def memory_cell(value: float | None, source: str | None) -> str:
+    """A memory figure with the source it comes from: ``0.83 llama.cpp (CPU)``, ``812 rss``, ``—``."""
+    if value is None:
+        return MISSING
+    return f"{megabytes(value)} {source}" if source else megabytes(value)
+
+
+__all__ = [
+    "MINUS",
+    "MISSING",
+    "count_range",
+    "listing",
+    "megabytes",
+    "memory_cell",
+    "number",
+    "p_value",
+    "percent",
+    "signed",
+]

@@ -103,7 +103,7 @@ def render_markdown(
         "## TL;DR",
         "",
     ]
-    right = frozenset(range(1, 10))
+    right = frozenset(range(1, 11))
     if comparison is not None:
         out += [
             md_table(DECISION_HEADERS, decision_table_rows(comparison), right=right),
@@ -224,6 +224,10 @@ def _provenance_table(results: Sequence[ResultFile]) -> str:
             *((f"server took: {label}", value) for label, value in effective.describe(p.effective or {})),
             ("load s", r.server.load_s),
             ("memory source", r.server.memory_source),
+            ("llama.cpp buffers MB", _buffers(r) or None),
+            ("prompt cache MB", r.server.prompt_cache_mb),
+            ("pinned devices", ", ".join(r.server.devices) or None),
+            ("memory notes", "; ".join(r.server.memory_notes) or None),
             *((f"host {k}", v) for k, v in r.host.items()),
             ("run", r.run_id),
             ("started", r.started_at),
@@ -255,6 +259,15 @@ def _draft_text(draft: dict[str, object] | None) -> str | None:
     if draft.get("n_max"):
         parts.append(f"n_max {draft['n_max']}")
     return ", ".join(parts)
+
+
+def _buffers(result: ResultFile) -> str:
+    """``CPU: model 0.24, kv 0.12, compute 0.47``: what llama.cpp reported, per device."""
+    per: dict[str, dict[str, float]] = {}
+    for b in result.server.llama_buffers:
+        per.setdefault(b.device, {})
+        per[b.device][b.kind] = per[b.device].get(b.kind, 0.0) + b.mb
+    return "; ".join(f"{d}: " + ", ".join(f"{k} {v:.2f}" for k, v in kinds.items()) for d, kinds in per.items())
 
 
 __all__ = ["PLOTS_HINT", "md_table", "render_markdown", "write_report"]

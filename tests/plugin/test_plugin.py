@@ -163,7 +163,7 @@ def test_results_and_artifacts_are_written(suite: pytest.Pytester) -> None:
     assert data["preset"]["binary_version"].startswith("version:")
     assert data["preset"]["model_digest"].startswith("sha256:")
     assert len(data["samples"]) == 4
-    assert {g["id"] for g in data["gates"]} == {"score_mean>=0", "memory_peak_mb<=128"}
+    assert {g["id"] for g in data["gates"]} == {"score_mean>=0", "memory_mb<=128"}
     assert data["server"]["load_s"] > 0
     assert (final.parent / "result.jsonl").read_text().count('"sample"') == 4
     lines = (final.parent / "iter-02.jsonl").read_text(encoding="utf-8").splitlines()

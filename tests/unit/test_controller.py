@@ -4,6 +4,7 @@ external ones nobody attaches to, the samples are made up, so every figure below
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from pytest_quantgate.keys import iteration_id
 from pytest_quantgate.levels import RequestRecord, Sample
 from pytest_quantgate.measures import Measurement
 from pytest_quantgate.presets import Preset
+from pytest_quantgate.recorder import Part
 from pytest_quantgate.results import load_result, store_latest, stored_path
 
 if TYPE_CHECKING:
@@ -254,7 +256,7 @@ def test_a_preset_gate_and_its_memory_ceiling(tmp_path: Path) -> None:
     feed(ctl, "p", 1, memory_mb=900.0, memory_peak_mb=900.0, memory_source="rss")
     score, memory = ctl.gates()
     assert score.passed and not memory.passed
-    assert memory.nodeid == f"{GATE_PREFIX}gate[memory_peak_mb<=500]"
+    assert memory.nodeid == f"{GATE_PREFIX}gate[memory_mb<=500]"
 
 
 def test_a_gate_that_cannot_be_evaluated_is_an_error(tmp_path: Path) -> None:
@@ -282,14 +284,14 @@ def test_an_equal_candidate_swaps_against_the_stored_baseline(tmp_path: Path) ->
     path = store(tmp_path, "old", 15)
     ctl = controller(tmp_path, "new", baseline="old", margin=10.0)
     collect(ctl, iterations=15)
-    assert ctl.recorder.stored_baseline is not None and ctl.recorder.stored_baseline.path == path
+    assert ctl.recorder.stored_baselines["test_tiny.py"].path == path
     run_candidate(ctl, "new", 15)
     [verdict] = ctl.verdicts()
     assert (verdict.nodeid, verdict.passed) == (f"{GATE_PREFIX}verdict[new vs old]", True)
     assert verdict.message.startswith("verdict swap: score Δ +0.0 pts")
     lines = ctl.summary()
     assert Line("new against the baseline old", "-") in lines
-    assert Line(f"baseline: {ctl.recorder.stored_baseline.describe()}") in lines
+    assert Line(f"baseline: {ctl.recorder.stored_baselines['test_tiny.py'].describe()}") in lines
 
 
 def test_a_candidate_worse_on_one_level_is_kept(tmp_path: Path) -> None:
@@ -375,7 +377,7 @@ def test_the_sequential_test_decides_on_items_when_the_suite_has_them(tmp_path: 
     k, reason = stop
     assert k < 15
     assert reason.startswith(f"quantgate --sequential: verdict {verdict} for new settled after {k} iterations")
-    decision = ctl.recorder.stopped_early["new"]
+    decision = ctl.recorder.stopped_early[Part("new", "test_tiny.py")]
     assert type(decision).__name__ == "ItemSequentialDecision"
 
 
@@ -387,17 +389,17 @@ def test_with_two_candidates_the_run_stops_only_when_both_are_settled(tmp_path: 
     for k in range(1, 16):
         bad = feed(ctl, "bad", k, failing=["test_copy", "test_reverse"])[-2]
         assert bad is not None
-        if "bad" in ctl.recorder.stopped_early and "bad" not in settled_at:
+        if Part("bad", "test_tiny.py") in ctl.recorder.stopped_early and "bad" not in settled_at:
             settled_at["bad"] = k
             assert bad.stop is None  # "worse" is still open: the run goes on
-            assert ctl.settled("bad").startswith("--sequential: bad settled (keep) after")
+            assert ctl.settled("bad", LEVELS[0]).startswith("--sequential: bad settled (keep) after")
         worse = feed(ctl, "worse", k, failing=["test_copy", "test_reverse", "test_add2"])[-2]
         assert worse is not None
         if worse.stop:
             assert worse.stop.startswith("quantgate --sequential: verdict keep for worse settled")
             break
-    assert settled_at and ctl.settled("worse") is not None and ctl.stopped is not None
-    assert ctl.settled("old") is None
+    assert settled_at and ctl.settled("worse", LEVELS[0]) is not None and ctl.stopped is not None
+    assert ctl.settled("old", LEVELS[0]) is None
 
 
 def test_greedy_decoding_takes_the_item_sequential_test_as_the_comparison_does(tmp_path: Path) -> None:
@@ -410,4 +412,51 @@ def test_greedy_decoding_takes_the_item_sequential_test_as_the_comparison_does(t
     collect(ctl, iterations=15)
     for k in range(1, 4):
         feed(ctl, "new", k)
-    assert type(ctl.recorder.sequential["new"]).__name__ == "ItemSequentialDecision"  # each level one item
+    decision = ctl.recorder.sequential[Part("new", "test_tiny.py")]
+    assert type(decision).__name__ == "ItemSequentialDecision"  # each level one item
+
+
+# -- several suites in one run ------------------------------------------------------------------------
+
+OTHER = [level.replace("test_tiny.py", "more/test_more.py") for level in LEVELS]  # a second module
+
+
+def store_suite(tmp_path: Path, preset_id: str, levels: Sequence[str], n: int) -> Path:
+    result = make_result(preset_id, tiny_levels(n))
+    moved = [dataclasses.replace(s, level=levels[LEVELS.index(s.level)]) for s in result.samples]
+    return store_latest(result.model_copy(update={"samples": moved}), tmp_path / "qg" / "results")
+
+
+def feed_suite(ctl: Controller, levels: Sequence[str], k: int, failing: Iterable[str]) -> Arrival | None:
+    arrival = None
+    for level in levels:
+        outcome = "failed" if level.rpartition("::")[2] in failing else "passed"
+        arrival = ctl.add(Report(nodeid(level, None, k), quantgate_sample=sample("new", level, k, outcome)))
+    return arrival
+
+
+def test_each_suite_is_settled_apart_and_the_run_stops_when_every_one_is(tmp_path: Path) -> None:
+    stored = {store_suite(tmp_path, "old", levels, 15) for levels in (LEVELS, OTHER)}
+    ctl = controller(tmp_path, "new", baseline="old", sequential=True, margin=10.0, iterations=15)
+    collect(ctl, iterations=15, levels=[*LEVELS, *OTHER])
+    assert {b.path for b in ctl.recorder.stored_baselines.values()} == stored  # one stored result per suite
+    settled_at = None
+    for k in range(1, 16):
+        feed_suite(ctl, LEVELS, k, failing=["test_copy", "test_reverse", "test_add2"])
+        arrival = feed_suite(ctl, OTHER, k, failing=["test_copy", "test_reverse"])
+        assert arrival is not None
+        other = Part("new", "more/test_more.py")
+        if other in ctl.recorder.stopped_early and settled_at is None:
+            settled_at = k
+            if Part("new", "test_tiny.py") not in ctl.recorder.stopped_early:
+                assert arrival.stop is None  # the first suite is still open: the run goes on
+                assert ctl.settled("new", LEVELS[0]) is None
+            assert (ctl.settled("new", OTHER[0]) or "").startswith("--sequential: new · more/test_more.py settled")
+        if arrival.stop:
+            break
+    assert settled_at is not None and ctl.stopped is not None
+    verdicts = {v.nodeid: v.passed for v in ctl.verdicts()}
+    assert verdicts == {
+        f"{GATE_PREFIX}verdict[new · test_tiny.py vs old]": False,
+        f"{GATE_PREFIX}verdict[new · more/test_more.py vs old]": False,
+    }

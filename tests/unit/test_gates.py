@@ -226,9 +226,22 @@ def test_the_memory_ceiling_gate() -> None:
     assert ok.passed and ok.message == f"memory peak 100.0 <= 128.0 (source nvml, preset {PRESET})"
 
 
+def test_the_memory_gate_reads_llama_cpp_s_report_with_the_measured_peak_beside_it() -> None:
+    samples = [sample(ADD3, 1, memory_mb=120.0, memory_peak_mb=150.0, memory_source="rss")]
+    reported = aggregate(PRESET, samples, memory_reported=(0.83, "CPU"))
+    (out,) = evaluate([GateSpec("memory_mb", "<=", 128.0, source="ceiling")], reported)
+    assert out.passed and out.observed == 0.83
+    assert out.message == f"memory 0.8 <= 128.0 (source llama.cpp (CPU); measured peak 150 MB (rss), preset {PRESET})"
+    # no report (verbosity too low, another server): the measured peak, labelled, and why
+    (fallback,) = evaluate([GateSpec("memory_mb", "<=", 128.0, source="ceiling")], aggregate(PRESET, samples))
+    assert not fallback.passed and fallback.observed == 150.0
+    assert "source rss, no llama.cpp buffer report" in fallback.message
+
+
 @pytest.mark.parametrize(
     ("expr", "why"),
     [
+        ("memory_mb <= 100", "no llama.cpp buffer report and no memory reading (attached server?)"),
         ("score_mean >= 95", "no level ran: nothing to score"),
         ("score_ci_low >= 95", "no level ran: nothing to score"),
         ("tps_mean >= 10", "no decode rate was measured"),

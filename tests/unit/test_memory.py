@@ -106,7 +106,7 @@ def test_nvml_sums_the_server_and_its_children_over_every_device(child: subproce
         used=[12_000 * MB, 3_000 * MB],
     )
     probe = NvmlProbe(nvml, me)  # type: ignore[arg-type]
-    assert probe.source == "nvml"
+    assert probe.source == "nvml-process"
     assert probe.read_mb() == 1750.0
 
 

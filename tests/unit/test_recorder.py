@@ -17,11 +17,12 @@ from pytest_quantgate.levels import LevelSpec
 from pytest_quantgate.measures import Measurement
 from pytest_quantgate.presets import Preset
 from pytest_quantgate.recorder import (
+    Part,
     Recorder,
     level_error,
     level_outcome,
     level_sample,
-    load_baseline,
+    load_baselines,
     one_line,
 )
 from pytest_quantgate.results import load_result, store_latest
@@ -132,7 +133,7 @@ def test_a_failed_sample_says_why_without_rendering_the_report() -> None:
 
 def test_every_sample_is_on_disk_when_add_returns(tmp_path: Path) -> None:
     recorder = Recorder(config(tmp_path, "p"))
-    recorder.prepare(["p"])
+    recorder.prepare([Part("p", "test_tiny.py")])
     stream = tmp_path / "qg" / "runs" / "20261120-100000-abcd" / "p" / "result.jsonl"
     assert [next(iter(json.loads(line))) for line in stream.read_text().splitlines()] == ["header"]
     for k in (1, 2):
@@ -150,22 +151,22 @@ def test_every_sample_is_on_disk_when_add_returns(tmp_path: Path) -> None:
 
 def test_no_baseline_when_none_is_named_or_it_is_a_preset_of_this_run(tmp_path: Path) -> None:
     keys = ["test_tiny.py::test_copy"]
-    assert load_baseline(config(tmp_path, "p"), keys) is None
-    assert load_baseline(config(tmp_path, "p", "q", baseline="q"), keys) is None
-    assert load_baseline(config(tmp_path, "p", baseline="old"), []) is None  # nothing collected
+    assert load_baselines(config(tmp_path, "p"), keys) == {}
+    assert load_baselines(config(tmp_path, "p", "q", baseline="q"), keys) == {}
+    assert load_baselines(config(tmp_path, "p", baseline="old"), []) == {}  # nothing collected
 
 
 def test_a_stored_baseline_is_found_by_preset_id_for_this_suite(tmp_path: Path) -> None:
     old = make_result("old", tiny_levels(5))
     stored = store_latest(old, tmp_path / "qg" / "results")
-    baseline = load_baseline(config(tmp_path, "p", baseline="old"), ["test_tiny.py::test_copy", "test_tiny.py::x"])
-    assert baseline is not None
+    baselines = load_baselines(config(tmp_path, "p", baseline="old"), ["test_tiny.py::test_copy", "test_tiny.py::x"])
+    baseline = baselines["test_tiny.py"]
     assert (baseline.path, baseline.result.preset.id) == (stored, "old")
 
 
 def test_a_missing_baseline_names_the_option(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match=r"^--baseline .*nowhere"):
-        load_baseline(config(tmp_path, "p", baseline="nowhere"), ["test_tiny.py::test_copy"])
+        load_baselines(config(tmp_path, "p", baseline="nowhere"), ["test_tiny.py::test_copy"])
 
 
 def test_a_baseline_from_another_suite_names_both(tmp_path: Path) -> None:
@@ -173,4 +174,4 @@ def test_a_baseline_from_another_suite_names_both(tmp_path: Path) -> None:
     path.write_text(make_result("old", tiny_levels(5)).model_dump_json())
     with pytest.raises(ResultsError, match=r"comes from another suite: it holds the suite test_tiny\.py .*"
                                            r"this run collected test_other\.py"):  # fmt: skip
-        load_baseline(config(tmp_path, "p", baseline=str(path)), ["test_other.py::test_a"])
+        load_baselines(config(tmp_path, "p", baseline=str(path)), ["test_other.py::test_a"])

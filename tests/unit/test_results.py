@@ -393,3 +393,12 @@ def test_a_missing_path_is_an_error_naming_the_file(tmp_path: Path) -> None:
     for spec in (str(tmp_path / "runs" / "result.json"), "nope.jsonl", "runs/x"):
         with pytest.raises(ResultsError, match=r"/(result\.json|nope\.jsonl|runs/x): no such result file; pass the"):
             find_result(spec, tmp_path / "results", "a/test_a.py")
+
+
+def test_a_result_of_an_earlier_version_reads_with_the_current_memory_fields() -> None:
+    from pytest_quantgate.results import ServerRecord
+
+    old = ServerRecord.model_validate({"memory_idle_mb": 900.0, "memory_source": "nvml", "log": "server.log"})
+    assert old.memory_source == "nvml-process"  # the per-process figure, as it is labelled now
+    assert (old.llama_memory_mb, old.llama_buffers, old.devices, old.memory_notes) == (None, [], [], [])
+    assert ServerRecord(memory_source="rss").memory_source == "rss"

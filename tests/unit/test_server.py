@@ -297,7 +297,7 @@ def test_spec_for_builds_the_llama_server_argv(tmp_path: Path, fake_llama_server
         "-c", "4096", "--mmproj", str(mmproj), "--threads", "2",
     )  # fmt: skip
     assert (s.host, s.port, s.health_path, s.startup_timeout_s, s.quiesce_s) == ("127.0.0.1", 5123, "/healthz", 33, 0.5)
-    assert dict(s.env) == {"A": "1"}
+    assert dict(s.env) == {"A": "1", "LLAMA_ARG_LOG_VERBOSITY": "4"}  # the buffer report: memory_report.py
     assert s.api_key is None
 
 

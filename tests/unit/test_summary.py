@@ -67,6 +67,9 @@ def _old_summary(agg: Any) -> dict[str, Any]:
     """The summary as results written before the typed model held it (a dict of the aggregate)."""
     out = dataclasses.asdict(agg)
     out.pop("measures")
+    out.pop("suite")  # added later, never written
+    out.pop("memory_reported_mb")  # added to the aggregate later still
+    out.pop("memory_reported_scope")
     out["levels"] = {
         lv.level: {"name": lv.name, "points": lv.points, "passed": lv.rate.passed, "n": lv.rate.n} for lv in agg.levels
     }

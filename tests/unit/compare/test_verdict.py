@@ -103,7 +103,23 @@ def test_memory_ceiling_exceeded_is_kept_whatever_the_quality() -> None:
     result = compare(base(), cand(memory_mb=1000.0, memory_ceiling_mb=900.0), CompareOptions(margin=10))
     assert result.verdict == "keep"
     assert result.ceiling is not None and result.ceiling.within is False
-    assert "memory peak 1,015 MB > ceiling 900 MB" in result.message
+    assert "memory 1,015 MB (nvml-process) > ceiling 900 MB" in result.message
+
+
+def test_the_ceiling_reads_llama_cpp_s_report_when_there_is_one() -> None:
+    # The measured peak (1,015 MB, device-wide) is over the ceiling; what llama.cpp says it allocated is not:
+    # the ceiling reads the report, the same on every machine, and the table shows both with their sources.
+    reported = cand(memory_mb=1000.0, memory_ceiling_mb=900.0, memory_source="nvml-device")
+    reported.server.llama_memory_mb, reported.server.llama_memory_scope = 850.0, "CUDA0"
+    result = compare(base(), reported, CompareOptions(margin=10))
+    assert result.ceiling is not None and result.ceiling.within is True
+    assert (result.ceiling.peak_mb, result.ceiling.source) == (850.0, "llama.cpp (CUDA0)")
+    text = render(result)
+    assert "850 llama.cpp (CUDA0)" in text and "1,015 nvml-device" in text
+    assert "memory per iteration MB (nvml-device)" in text  # the measured series says what it measured
+    over = cand(memory_mb=1000.0, memory_ceiling_mb=800.0)
+    over.server.llama_memory_mb, over.server.llama_memory_scope = 850.0, "CUDA0"
+    assert "memory 850 MB (llama.cpp (CUDA0)) > ceiling 800 MB" in compare(base(), over).message
 
 
 def test_memory_ceiling_kept_is_a_swap() -> None:

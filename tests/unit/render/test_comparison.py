@@ -14,7 +14,7 @@ def test_render_has_both_rows_levels_recommendation_caveats_and_verdict() -> Non
     assert "tiny-f16 (baseline)" in text and "tiny-q4_0 (candidate)" in text
     assert "Δ candidate − baseline" in text
     assert "per-level pass rates" in text and "test_add3" in text and "worse" in text
-    for criterion in ("quality (score, margin 2)", "tokens/s", "TTFT", "memory peak MB", "memory ceiling", "load"):
+    for criterion in ("quality (score, margin 2)", "tokens/s", "TTFT", "memory MB", "memory ceiling", "load"):
         assert criterion in text
     assert "caveats (the runs differ in more than the model):\n  - context size: 4096 → 8192" in text
     assert text.rstrip().splitlines()[-1].startswith("verdict keep: ")

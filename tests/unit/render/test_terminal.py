@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from result_builders import base, cand
 
@@ -22,7 +24,7 @@ def test_the_delta_row_writes_differences_with_the_minus_sign() -> None:
     assert row["variant"] == "Δ tiny-q4_0 − tiny-f16"
     assert row["score %"] == f"{MINUS}10.0"
     assert row["tok/s ±σ (min–max)"] == f"{MINUS}30.0%"
-    assert row["mem peak MB"] == f"{MINUS}100"
+    assert row["memory MB"] == f"{MINUS}100"  # both measured by the same probe: comparable
     assert row["TTFT p50/p95 ms"] == "+0"
     assert row["load s"] == "+0.00"
 
@@ -89,3 +91,17 @@ def test_recorded_measurements_get_a_table_of_their_own() -> None:
     text = render([agg], {})
     assert "measurements (per iteration" in text and "chars_per_s" in text
     assert "measurements" not in render([result_aggregate(result)], {})
+
+
+def test_one_preset_on_two_suites_gets_a_row_each_and_no_delta_row() -> None:
+    """Suites kept apart: rows are named preset · suite, gates are looked up by that label, and a level
+    name found in both suites is shown by its key."""
+    a = dataclasses.replace(result_aggregate(base()), suite="a/test_tiny.py")
+    moved = tuple(dataclasses.replace(lv, level=f"b/{lv.level}") for lv in a.levels)
+    b = dataclasses.replace(a, suite="b/test_tiny.py", levels=moved)
+    text = render([a, b], {"tiny-f16 · b/test_tiny.py": [outcome(False)]})
+    rows = [line for line in text.splitlines() if line.startswith("tiny-f16 · ")]
+    assert [row.split("  ")[0] for row in rows] == ["tiny-f16 · a/test_tiny.py", "tiny-f16 · b/test_tiny.py"]
+    assert rows[0].endswith("no gates") and rows[1].endswith("FAIL (1 of 1 gates failed)")
+    assert not any(line.startswith("Δ") for line in text.splitlines())
+    assert any(line.startswith("b/test_tiny.py::test_add3") for line in text.splitlines())
