@@ -36,7 +36,7 @@ def expand(value: str, base: Path | None = None, *, secrets: list[str] | None = 
         return out
     try:
         return str(Path(out).expanduser())
-    except RuntimeError as exc:  # ~name of a user this machine does not know
+    except (RuntimeError, ValueError) as exc:  # ~name of a user this machine does not know; a NUL byte
         raise PresetError(f"cannot expand {out.partition('/')[0]!r} in {value!r}: {exc}") from None
 
 

@@ -100,3 +100,10 @@ def test_an_unbalanced_quote_names_the_file_and_the_key(tmp_path: Path, text: st
         load_file(path)
     assert str(path) in str(info.value)
     assert "No closing quotation" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["~\0", "~us\0er/model.gguf"])
+def test_a_home_directory_with_a_nul_byte_is_a_preset_error(value: str) -> None:
+    """Found by hypothesis: ``~`` followed by a NUL byte made the user lookup raise a bare ValueError."""
+    with pytest.raises(PresetError, match=r"cannot expand"):
+        expand(value)
