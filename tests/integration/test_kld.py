@@ -121,5 +121,5 @@ def test_a_document_longer_than_the_context_names_it(q4: KldServer) -> None:
 def test_a_server_without_probabilities_is_a_clear_error() -> None:
     with NoProbsPeer() as peer, KldServer(peer.url, label="not-llama") as server:
         tokens = tokenize(server, select(CORPUS, ["copy"]), Positions())
-        with pytest.raises(KldError, match="not-llama: .*/completion returned no completion_probabilities"):
+        with pytest.raises(KldError, match=r"not-llama: .*/completion returned no completion_probabilities"):
             fetch(server, tokens, 40)
