@@ -1,8 +1,9 @@
 """One candidate against a reference: tokenize, reference lists (cached), candidate lists, figures, caveats.
 
-The reference is started only when its lists are not cached (:class:`Reference` carries how to start it);
-the candidate's tokens decide the cache key, and a reference whose tokens differ is an error before any
-position is scored. No pytest here: the KLD suite and the benchmark call :func:`measure`.
+The reference is started only when its lists are not cached (:class:`Reference` carries how to start it),
+and before the candidate is needed, so the two never have to fit in memory together; a candidate whose
+token ids differ from the reference's is an error before any position is scored.
+No pytest here: the KLD suite and the benchmark call :func:`measure`.
 """
 
 from __future__ import annotations
@@ -69,7 +70,20 @@ class Result:
         return self.figures[0]
 
 
-def reference_key(reference: Reference, corpus: Corpus, tokens: Tokenized, k: int, directory: Path) -> cache.CacheKey:
+@dataclass(frozen=True, slots=True, eq=False)
+class ReferenceLists:
+    """The reference's tokens and top-K lists, and where they came from."""
+
+    label: str
+    gguf: Path | None
+    tokens: Tokenized
+    topk: TopK
+    cache: str  # "hit", "cache off", or why the reference ran ("not cached yet", "checksum mismatch ...")
+    stats: FetchStats | None  # None on a cache hit
+
+
+def reference_key(reference: Reference, corpus: Corpus, options: Options, directory: Path) -> cache.CacheKey:
+    """Reference GGUF hash (which fixes its tokenizer and chat template), corpus hash, K and positions."""
     if reference.gguf is not None and reference.gguf.is_file():
         ref_hash = cache.file_sha256(reference.gguf, directory)
     elif reference.base_url:
@@ -79,30 +93,28 @@ def reference_key(reference: Reference, corpus: Corpus, tokens: Tokenized, k: in
             f"reference {reference.label}: its model file {reference.gguf} does not exist; the reference cache is "
             "keyed by the file's hash"
         )
-    return cache.CacheKey(ref_hash, corpus.digest(), k, tokens.digest())
+    p = options.positions
+    return cache.CacheKey(ref_hash, corpus.digest(), options.k, f"max={p.max_tokens},stride={p.stride},skip={p.skip}")
 
 
-def reference_lists(
-    reference: Reference, corpus: Corpus, tokens: Tokenized, options: Options
-) -> tuple[TopK, Tokenized, str, FetchStats | None]:
-    """The reference's lists from the cache, or from its server (then cached); and whether it was a hit."""
+def reference_lists(reference: Reference, corpus: Corpus, options: Options | None = None) -> ReferenceLists:
+    """The reference's lists from the cache, or from its server (started only then, and cached)."""
+    options = options or Options()
     directory = options.cache_dir or cache.cache_dir()
     if not options.use_cache:
-        topk, ref_tokens, stats = _run_reference(reference, corpus, options)
-        return topk, ref_tokens, "cache off", stats
-    key = reference_key(reference, corpus, tokens, options.k, directory)
+        topk, tokens, stats = _run_reference(reference, corpus, options)
+        return ReferenceLists(reference.label, reference.gguf, tokens, topk, "cache off", stats)
+    key = reference_key(reference, corpus, options, directory)
     path = key.path(directory)
     entry, why = cache.load(path, key)
-    if entry is not None:
-        return entry.topk, entry.corpus, "hit", None
-    with cache.reference_lock(path):
-        entry, _ = cache.load(path, key)  # another process may have written it while this one waited
-        if entry is not None:
-            return entry.topk, entry.corpus, "hit", None
-        topk, ref_tokens, stats = _run_reference(reference, corpus, options)
-        check_tokens(ref_tokens, tokens, reference.label, "candidate")
-        cache.save(path, key, cache.Entry(ref_tokens, topk, reference.label))
-    return topk, ref_tokens, why, stats
+    if entry is None:
+        with cache.reference_lock(path):
+            entry, _ = cache.load(path, key)  # another process may have written it while this one waited
+            if entry is None:
+                topk, tokens, stats = _run_reference(reference, corpus, options)
+                cache.save(path, key, cache.Entry(tokens, topk, reference.label))
+                return ReferenceLists(reference.label, reference.gguf, tokens, topk, why, stats)
+    return ReferenceLists(reference.label, reference.gguf, entry.corpus, entry.topk, "hit", None)
 
 
 def _run_reference(reference: Reference, corpus: Corpus, options: Options) -> tuple[TopK, Tokenized, FetchStats]:
@@ -115,41 +127,42 @@ def _run_reference(reference: Reference, corpus: Corpus, options: Options) -> tu
 
 def measure(
     candidate: KldServer,
-    reference: Reference,
+    reference: Reference | ReferenceLists,
     corpus: Corpus,
     options: Options | None = None,
     *,
     candidate_gguf: Path | None = None,
 ) -> Result:
-    """KLD, top-1 and Δp of *candidate* against *reference* on *corpus* (see :mod:`pytest_quantgate.kld`)."""
+    """KLD, top-1 and Δp of *candidate* against *reference* on *corpus* (see :mod:`pytest_quantgate.kld`).
+
+    A :class:`Reference` is looked up in the cache (and run on a miss) first; pass :class:`ReferenceLists`
+    to measure several candidates against one lookup. The candidate's token ids must be the reference's.
+    """
     options = options or Options()
     started = time.perf_counter()
+    ref = reference if isinstance(reference, ReferenceLists) else reference_lists(reference, corpus, options)
     tokens = tokenize(candidate, corpus, options.positions)
-    ref_topk, ref_tokens, hit, ref_stats = reference_lists(reference, corpus, tokens, options)
-    check_tokens(ref_tokens, tokens, reference.label, candidate.label)
+    check_tokens(ref.tokens, tokens, ref.label, candidate.label)
     cand_stats = FetchStats()
     cand_topk = fetch(candidate, tokens, options.k, cand_stats)
-    scores = score_positions(ref_topk, cand_topk, tokens.next_ids())
+    scores = score_positions(ref.topk, cand_topk, tokens.next_ids())
+    if not np.all(np.isfinite(scores.kld)):
+        raise KldError(f"{candidate.label}: non-finite KL divergence at some positions: malformed server lists")
     offsets = tokens.offsets()
     docs = []
     for i, (doc_id, category) in enumerate(zip(tokens.doc_ids, tokens.categories, strict=True)):
         a, b = offsets[i], offsets[i + 1]
         part = PositionScores(scores.kld[a:b], scores.top1[a:b], scores.dp_top[a:b], scores.dp_next[a:b])
         docs.append((DocTotals.of(doc_id, category, part), part))
-    notes = caveats(reference.gguf, candidate_gguf)
-    if not np.all(np.isfinite(scores.kld)):
-        raise KldError(
-            f"{candidate.label}: non-finite KL divergence at some positions; the server's lists are malformed"
-        )
     return Result(
         candidate=candidate.label,
-        reference=reference.label,
+        reference=ref.label,
         k=options.k,
         docs=tuple(docs),
         figures=tuple(by_category(docs, options.confidence)),
-        caveats=tuple(notes),
-        cache=hit,
-        reference_stats=ref_stats,
+        caveats=tuple(caveats(ref.gguf, candidate_gguf)),
+        cache=ref.cache,
+        reference_stats=ref.stats,
         candidate_stats=cand_stats,
         total_s=time.perf_counter() - started,
     )
@@ -177,4 +190,13 @@ def preset_reference(preset: Preset, log_dir: Path) -> Reference:
     return Reference(preset.id, preset.model, start, base_url=preset.base_url or "")
 
 
-__all__ = ["Options", "Reference", "Result", "measure", "preset_reference", "reference_key", "reference_lists"]
+__all__ = [
+    "Options",
+    "Reference",
+    "ReferenceLists",
+    "Result",
+    "measure",
+    "preset_reference",
+    "reference_key",
+    "reference_lists",
+]

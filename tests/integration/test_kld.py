@@ -15,7 +15,7 @@ from pytest_quantgate.errors import KldError
 from pytest_quantgate.kld import cache
 from pytest_quantgate.kld.corpus import Corpus, Document, select, tiny_corpus
 from pytest_quantgate.kld.fetch import FetchStats, KldServer, Positions, fetch, tokenize
-from pytest_quantgate.kld.measure import Options, Reference, measure, preset_reference
+from pytest_quantgate.kld.measure import Options, ReferenceLists, measure, preset_reference
 from pytest_quantgate.presets import resolve
 from pytest_quantgate.server import ServerProcess, spec_for
 
@@ -98,17 +98,13 @@ def test_top_40_kld_is_a_lower_bound_of_the_whole_vocabulary_kld(q4: KldServer, 
 
 
 def test_a_tokenizer_mismatch_is_an_error_before_scoring(q4: KldServer, tmp_path: Path) -> None:
-    # The "reference" tokenizes the same text differently: a reference cache written from other token ids.
+    # The "reference" tokenized the same text differently: reference lists made from other token ids.
     corpus = select(CORPUS, ["copy"])
     tokens = tokenize(q4, corpus, Positions())
-    reference = Reference("other-tokenizer", None, _never_started, base_url="http://other")
-    options = Options(k=5, cache_dir=tmp_path)
-    key = cache.CacheKey(f"url:{reference.base_url}:{reference.label}", corpus.digest(), 5, tokens.digest())
     shifted = dataclasses.replace(tokens, tokens=tuple(tuple(t + 1 for t in doc) for doc in tokens.tokens))
-    topk = fetch(q4, tokens, 5)
-    cache.save(key.path(tmp_path), key, cache.Entry(shifted, topk, "other-tokenizer"))
+    lists = ReferenceLists("other-tokenizer", None, shifted, fetch(q4, tokens, 5), "hit", None)
     with pytest.raises(KldError, match="tokenizer mismatch: document 'copy-00'"):
-        measure(q4, reference, corpus, options)
+        measure(q4, lists, corpus, Options(k=5))
 
 
 def test_a_document_longer_than_the_context_names_it(q4: KldServer) -> None:
