@@ -3,10 +3,10 @@
 The stock server gives no log-probabilities for prompt tokens (``echo`` is refused), but ``/completion`` with
 the prompt as a **list of token-id lists** (every prefix of a document), ``n_predict: 1``, ``n_probs: K`` and
 ``cache_prompt: true`` returns, for each prefix, the top-K log-probabilities of the next token; with the prompt
-cache each prefix evaluates exactly one new token. All prefixes go in a few large requests (one per
-:data:`BATCH_POSITIONS` positions), so the per-request cost is paid rarely. With several slots, each request is
-pinned to one slot (``id_slot``) and the slots are fed concurrently: a request spread over slots would
-re-evaluate its prefixes once per slot.
+cache each prefix evaluates exactly one new token. All prefixes go in a few large requests (whole
+documents, at least :data:`BATCH_POSITIONS` positions each), so the per-request cost is paid rarely. With
+several slots, each request is pinned to one slot (``id_slot``) and the slots are fed concurrently: a request
+spread over slots would re-evaluate its prefixes once per slot.
 
 Documents are tokenized by the server (``/tokenize`` with the model's special tokens, so BOS is there when the
 model wants it); chats are rendered with the model's own template (``/apply-template``) first.
@@ -234,21 +234,36 @@ def fetch(server: KldServer, corpus: Tokenized, k: int, stats: FetchStats | None
     if k < 1:
         raise KldError(f"K={k}: ask for at least the top 1 token")
     stats = stats if stats is not None else FetchStats()
-    jobs: list[list[tuple[int, ...]]] = [[]]
+    # A document whose first scored position is not 0 starts with an unscored prefix of its first token alone:
+    # then that token's state is always evaluated by itself, whatever the slot held before, and the context
+    # up to the first scored position always in the same batch after it. Otherwise the first token would be
+    # evaluated with the context or not, depending on the cache, and the arithmetic (so the figures) with it.
+    jobs: list[list[tuple[tuple[int, ...], bool]]] = [[]]
     for toks, pos in zip(corpus.tokens, corpus.positions, strict=True):
-        for i in pos:
-            if len(jobs[-1]) >= BATCH_POSITIONS:
-                jobs.append([])
-            jobs[-1].append(toks[: i + 1])
+        wanted = [(toks[:1], False)] if pos and pos[0] > 0 else []
+        wanted += [(toks[: i + 1], True) for i in pos]
+        # Requests break only between documents: each slot then holds whole documents, and the prefixes of
+        # one document extend each other in one slot's cache.
+        if len(jobs[-1]) >= BATCH_POSITIONS:
+            jobs.append([])
+        jobs[-1] += wanted
     slots = server.slots
     started = time.perf_counter()
     if slots > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(slots) as pool:
-            futures = [pool.submit(server.top_k, job, k, slot=j % slots, stats=stats) for j, job in enumerate(jobs)]
+            futures = [
+                pool.submit(server.top_k, [p for p, _ in job], k, slot=j % slots, stats=stats)
+                for j, job in enumerate(jobs)
+            ]
             answers = [f.result() for f in futures]
     else:
-        answers = [server.top_k(job, k, slot=None, stats=stats) for job in jobs]
-    rows = [entry for answer in answers for entry in answer]
+        answers = [server.top_k([p for p, _ in job], k, slot=None, stats=stats) for job in jobs]
+    rows = [
+        entry
+        for job, answer in zip(jobs, answers, strict=True)
+        for (_, keep), entry in zip(job, answer, strict=True)
+        if keep
+    ]
     parsed_at = time.perf_counter()
     topk = _to_topk(rows, k, server.label)
     stats.parse_s += time.perf_counter() - parsed_at

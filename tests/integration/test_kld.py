@@ -56,7 +56,7 @@ def test_one_token_evaluated_per_position_and_whole_vocabulary_lists(q4: KldServ
     np.testing.assert_allclose(np.exp(full.logprobs).sum(axis=1), 1.0, atol=1e-4)
     # Every prefix after the first extends a cached one: one new token each (BOS is shared by all documents).
     assert tokens.n_positions <= stats.evaluated <= tokens.n_positions + 2
-    assert stats.requests == -(-tokens.n_positions // 256)
+    assert stats.requests <= -(-tokens.n_positions // 256)
 
 
 def test_second_candidate_reads_the_cached_reference_and_runs_are_identical(

@@ -122,3 +122,11 @@ def test_wrong_reference_caveats_from_gguf_metadata(tmp_path: Path) -> None:
     qat.write_bytes(q4.read_bytes())
     assert any("QAT" in line for line in caveats(f16, qat))
     assert any("smaller than the candidate" in line for line in caveats(q4, f16))
+
+
+def test_llama_perplexity_needs_the_cached_build_tree(tmp_path: Path) -> None:
+    from pytest_quantgate.errors import InstallError
+    from pytest_quantgate.install import install_perplexity
+
+    with pytest.raises(InstallError, match="run `quantgate install-server` first"):
+        install_perplexity(root=tmp_path)
