@@ -129,7 +129,8 @@ def main() -> None:
             print(f"  {name:<46} {med(values)}")
         print(
             f"  figures: ours KLD {result.overall.kld_mean:.5f}, top-1 {100 * result.overall.top1:.3f} %; "
-            f"llama-perplexity KLD {theirs.kld_mean:.5f} ± {theirs.kld_mean_se:.5f}, same top {theirs.same_top_percent:.3f} %"
+            f"llama-perplexity KLD {theirs.kld_mean:.5f} ± {theirs.kld_mean_se:.5f}, "
+            f"same top {theirs.same_top_percent:.3f} %"
         )
 
 
