@@ -6,7 +6,7 @@ time, and the arithmetic differs; at the few positions where the quant is far of
 a position's KLD by up to a few tenths, and a chunk's mean by up to 20 % (compared chunk by chunk). It also stores
 the reference's log-probabilities in 16 bits and skips tokens below e⁻¹⁶ (errors below 10⁻³ nats a position).
 So the mean KLD must agree within 5 % and within llama-perplexity's own standard error (measured on these 40
-chunks: 0.04166 vs 0.04067, 2.4 %, a sixth of its ±0.0065; on 80 chunks 0.3127 vs 0.3125, 0.08 %), RMS Δp
+chunks: 0.04172 vs 0.04067, 2.6 %, a sixth of its ±0.0065; on 80 chunks of other lines 0.03878 vs 0.03897), RMS Δp
 within 0.2 points, and top-1 agreement exactly except at positions whose two best tokens are nearly tied
 (within 0.05 in log-probability on either side), where the order may flip (measured: 98.413 % vs 98.452 %,
 one position of 2,520, where the candidate's two best tokens were 0.012 apart; 4 positions are that close).
