@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
-from typing import TYPE_CHECKING
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +15,7 @@ from pytest_quantgate.kld.divergence import TopK
 from pytest_quantgate.kld.fetch import Tokenized
 from pytest_quantgate.kld.guards import caveats, check_tokens
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-MODELS = __import__("pathlib").Path(__file__).parents[3] / "pytest_quantgate" / "models"
+MODELS = Path(__file__).parents[3] / "pytest_quantgate" / "models"
 
 
 def _entry(seed: int = 0) -> cache.Entry:
@@ -68,25 +66,25 @@ def test_a_file_written_for_another_key_is_not_used(tmp_path: Path) -> None:
     assert cache.load(path, KEY) == (None, "written for another key")
 
 
-def _writer(directory: str, seed: int, rounds: int) -> None:
-    from pathlib import Path
-
-    for _ in range(rounds):
-        cache.save(KEY.path(Path(directory)), KEY, _entry(seed))
+_WRITER = """
+import sys
+from pathlib import Path
+sys.path[:0] = [sys.argv[3], sys.argv[4]]
+from test_cache import KEY, _entry
+from pytest_quantgate.kld import cache
+for _ in range(30):
+    cache.save(KEY.path(Path(sys.argv[1])), KEY, _entry(int(sys.argv[2])))
+"""
 
 
 def test_concurrent_writers_never_leave_a_torn_file(tmp_path: Path) -> None:
-    procs = [multiprocessing.get_context("spawn").Process(target=_writer, args=(str(tmp_path), s, 30)) for s in (1, 2)]
-    for p in procs:
-        p.start()
-    seen = 0
-    while any(p.is_alive() for p in procs):
+    here = str(Path(__file__).parent)
+    root = str(Path(__file__).parents[3])
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(seed), here, root]) for seed in (1, 2)]
+    while any(p.poll() is None for p in procs):
         entry, why = cache.load(KEY.path(tmp_path), KEY)
         assert entry is not None or why == "not cached yet", why
-        seen += entry is not None
-    for p in procs:
-        p.join()
-        assert p.exitcode == 0
+    assert [p.wait() for p in procs] == [0, 0]
     assert cache.load(KEY.path(tmp_path), KEY)[0] is not None
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -130,3 +128,15 @@ def test_llama_perplexity_needs_the_cached_build_tree(tmp_path: Path) -> None:
 
     with pytest.raises(InstallError, match="run `quantgate install-server` first"):
         install_perplexity(root=tmp_path)
+
+
+def test_a_reference_whose_model_file_is_missing_names_it(tmp_path: Path) -> None:
+    import dataclasses
+
+    from pytest_quantgate.kld.corpus import tiny_corpus
+    from pytest_quantgate.kld.measure import Options, preset_reference, reference_lists
+    from pytest_quantgate.presets import resolve
+
+    preset = dataclasses.replace(resolve("tiny-f16"), model=tmp_path / "gone.gguf")
+    with pytest.raises(KldError, match=r"reference tiny-f16: its model file .*gone\.gguf does not exist"):
+        reference_lists(preset_reference(preset, tmp_path), tiny_corpus(), Options(cache_dir=tmp_path))

@@ -94,3 +94,15 @@ def test_different_position_counts_are_refused() -> None:
     two = TopK.from_rows([[(0, 0.0)], [(0, 0.0)]])
     with pytest.raises(SpecError, match="1 positions and candidate 2"):
         score_positions(one, two)
+
+
+def test_lists_shorter_than_k_are_the_whole_vocabulary_or_a_capped_server() -> None:
+    from pytest_quantgate.errors import KldError
+    from pytest_quantgate.kld.fetch import _to_topk
+
+    whole = [[{"id": 0, "logprob": math.log(0.75)}, {"id": 1, "logprob": math.log(0.25)}]]
+    assert _to_topk(whole, 40, "ref").full
+    capped = [[{"id": 0, "logprob": math.log(0.5)}, {"id": 1, "logprob": math.log(0.25)}]]
+    with pytest.raises(KldError, match=r"asked for the top 40 tokens, the server returned 2 .* use K <= 2"):
+        _to_topk(capped, 40, "ref")
+    assert not _to_topk(capped, 2, "ref").full
