@@ -4,7 +4,8 @@
 
 One level: the reference's top-K next-token lists at every position of every document (cached on disk, so
 a second candidate never re-runs the reference) against the candidate's. It records ``kld`` (mean KL
-divergence, nats), ``kld_median``, ``kld_p99``, ``kld_max``, ``top1`` (%), ``rms_dp`` (%), per category
+divergence, nats), ``kld_p50``, ``kld_p99``, ``kld_worst``, ``kld_upper`` (its interval's upper bound),
+``top1`` (%), ``top1_lower``, ``rms_dp`` (%), per category
 ``kld_<category>`` and ``top1_<category>``, and one item per document scored by its top-1 agreement, so
 ``--baseline`` compares documents pair by pair as for any item suite. Gate like any measurement:
 ``--gate 'kld_mean <= 0.05' --gate 'top1_mean >= 95'``.

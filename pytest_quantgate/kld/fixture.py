@@ -4,7 +4,7 @@
 ``quantgate_kld`` fixture and gets the candidate's :class:`~pytest_quantgate.kld.measure.Result`, computed once
 per preset per process. The reference runs (or is read from the cache) **before** the candidate's server is
 requested, so a machine never has to hold both models. :func:`record` turns a result into measurements
-(``kld``, ``top1``, ``rms_dp``, ... gated as ``kld_mean <= 0.05``, ``top1_mean >= 95``) and items (one per
+(``kld``, ``top1``, ``rms_dp``, ``kld_p99``, ... gated as ``kld_mean <= 0.05``, ``top1_mean >= 95``) and items (one per
 document, scored by its top-1 agreement and weighted by its positions, so a baseline comparison pairs
 documents like any item suite). Each preset's figures go to ``kld.json`` in its run directory; the terminal
 summary prints the field's table (preset × top-1, mean KLD, then per category), the caveats, and the paired
@@ -154,14 +154,16 @@ def record(measure: Measure, result: Result) -> None:
     """Record *result* as measurements and items (see the module docstring)."""
     f = result.overall
     measure("kld", f.kld_mean, unit="nats", better="lower")
-    measure("kld_median", f.kld_median, unit="nats", better="lower")
+    # Per-position statistics get names that no gate suffix shadows: a gate "kld_max" would mean the largest
+    # per-iteration mean KLD, so the largest per-position KLD is "kld_worst" (gated "kld_worst_mean").
+    measure("kld_p50", f.kld_median, unit="nats", better="lower")
     measure("kld_p99", f.kld_p99, unit="nats", better="lower")
-    measure("kld_max", f.kld_max, unit="nats", better="lower")
+    measure("kld_worst", f.kld_max, unit="nats", better="lower")
     measure("top1", 100 * f.top1, unit="%", better="higher")
     measure("rms_dp", 100 * f.rms_dp, unit="%", better="lower")
     if f.kld_ci is not None:
-        measure("kld_ci_high", f.kld_ci.upper, unit="nats", better="lower")
-    measure("top1_ci_low", 100 * f.top1_ci.lower, unit="%", better="higher")
+        measure("kld_upper", f.kld_ci.upper, unit="nats", better="lower")
+    measure("top1_lower", 100 * f.top1_ci.lower, unit="%", better="higher")
     for cat in result.figures[1:]:
         measure(f"kld_{metric_name(cat.label)}", cat.kld_mean, unit="nats", better="lower")
         measure(f"top1_{metric_name(cat.label)}", 100 * cat.top1, unit="%", better="higher")
