@@ -9,6 +9,7 @@ our measurement score exactly those tokens; :func:`run` runs both passes and :fu
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import time
@@ -48,22 +49,44 @@ class PerplexityKld:
     kld_s: float
 
 
+# A per-chunk line: chunk, PPL ± , ln(PPL(Q)/PPL(base)) ± , KLD ± , Δp RMS ± %, same top ± %; cumulative figures.
+_CHUNK_LINE = re.compile(
+    r"^\s*\d+\s+\S+ ± \S+\s+\S+ ±\s+\S+\s+([-0-9.e+]+) ±\s+([-0-9.e+]+)\s+([-0-9.e+]+) ±\s+\S+ %"
+    r"\s+([-0-9.e+]+) ±\s+([-0-9.e+]+) %",
+    re.MULTILINE,
+)
+
+
 def parse(output: str) -> PerplexityKld:
-    """The summary of ``llama-perplexity --kl-divergence``; :class:`KldError` quoting the output's tail if a
-    figure is missing."""
+    """The figures of ``llama-perplexity --kl-divergence``.
+
+    Mean KLD, RMS Δp and "Same top p" come from its summary or, when the summary is cut short, from the last
+    per-chunk line (cumulative, one digit fewer): llama.cpp logs from a background thread, and on a loaded
+    machine the tail of its output was often missing (cut off inside the summary) although it exited 0.
+    Median, p99 and maximum exist only in the summary (NaN without it). A :class:`KldError` quotes the
+    output's tail when neither is there.
+    """
     found = {}
     for name, pattern in _FIGURES.items():
         match = pattern.search(output)
-        if match is None:
-            tail = "\n".join(output.splitlines()[-15:])
-            raise KldError(f"llama-perplexity printed no {name!r} figure; last lines:\n{tail}")
-        found[name] = [float(g) for g in match.groups()]
+        if match is not None:
+            found[name] = [float(g) for g in match.groups()]
+    chunks = _CHUNK_LINE.findall(output)
+    if chunks:
+        kld, kld_se, rms_dp, same, same_se = (float(v) for v in chunks[-1])
+        found.setdefault("kld_mean", [kld, kld_se])
+        found.setdefault("rms_dp", [rms_dp, math.nan])
+        found.setdefault("same_top", [same, same_se])
+    missing = [name for name in ("kld_mean", "rms_dp", "same_top") if name not in found]
+    if missing:
+        tail = "\n".join(output.splitlines()[-15:])
+        raise KldError(f"llama-perplexity printed no {missing[0]!r} figure; last lines:\n{tail}")
     return PerplexityKld(
         kld_mean=found["kld_mean"][0],
         kld_mean_se=found["kld_mean"][1],
-        kld_median=found["kld_median"][0],
-        kld_p99=found["kld_p99"][0],
-        kld_max=found["kld_max"][0],
+        kld_median=found.get("kld_median", [math.nan])[0],
+        kld_p99=found.get("kld_p99", [math.nan])[0],
+        kld_max=found.get("kld_max", [math.nan])[0],
         rms_dp_percent=found["rms_dp"][0],
         same_top_percent=found["same_top"][0],
         same_top_se_percent=found["same_top"][1],
