@@ -230,6 +230,9 @@ class KldSummary:
             return
         found = {p.id: run_config.preset_dir(p.id) / RESULT_FILE for p in run_config.presets}
         data = {pid: json.loads(path.read_text()) for pid, path in found.items() if path.is_file()}
+        baseline = run_config.baseline
+        if data and baseline and baseline not in data and (earlier := latest_result(run_config.out_dir, baseline)):
+            data[baseline] = json.loads(earlier.read_text())  # the baseline preset's KLD from an earlier run
         if data:
             from pytest_quantgate.kld.report import summary_lines
 
@@ -239,6 +242,12 @@ class KldSummary:
                 data, baseline=run_config.baseline, kld_margin=margin, top1_margin=run_config.margin
             ):
                 terminalreporter.write_line(line)
+
+
+def latest_result(out_dir: Path, preset_id: str) -> Path | None:
+    """The newest ``kld.json`` of *preset_id* among the runs under *out_dir*, if any."""
+    found = [p for p in out_dir.glob(f"runs/*/{preset_id}/{RESULT_FILE}") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def _float_ini(config: pytest.Config, name: str, default: float) -> float:

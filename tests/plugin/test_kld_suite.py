@@ -42,6 +42,10 @@ def test_kld_suite_gates_and_summarises_two_candidates(suite: pytest.Pytester, t
                             "--preset", "tiny-q4_0")  # fmt: skip
     again.stdout.fnmatch_lines(["tiny-q4_0 vs baseline tiny-q8_0 (margins 0.01 nats, 2 top-1 points): INFERIOR*"])
 
+    # The baseline from an earlier run: its kld.json is found in the runs directory.
+    stored = suite.runpytest("--reference", "tiny-f16", "--preset", "tiny-q4_0", "--baseline", "tiny-q8_0")
+    stored.stdout.fnmatch_lines(["tiny-q4_0 vs baseline tiny-q8_0 (margins 0.01 nats, 2 top-1 points): INFERIOR*"])
+
 
 def test_a_kld_level_without_a_reference_says_how_to_give_one(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--preset", "tiny-q4_0")
