@@ -109,6 +109,8 @@ def _fail(message: str) -> None:
 @pytest.fixture
 def quantgate_kld(request: pytest.FixtureRequest, quantgate_preset: Preset, quantgate_iteration: int) -> Result:
     """The candidate preset's KLD figures against ``--reference`` (computed once per preset and process)."""
+    from pathlib import Path
+
     from pytest_quantgate.config import INI_PRESET_DIRS, OPT_PRESET_DIR
     from pytest_quantgate.errors import QuantgateError
     from pytest_quantgate.kld.fetch import KldServer
@@ -129,7 +131,7 @@ def quantgate_kld(request: pytest.FixtureRequest, quantgate_preset: Preset, quan
     failure = ""
     try:
         dirs = [*map(str, config.getoption(OPT_PRESET_DIR)), *map(str, config.getini(INI_PRESET_DIRS))]
-        ref_preset = resolve(str(name), [__import__("pathlib").Path(d) for d in dirs])
+        ref_preset = resolve(str(name), [Path(d) for d in dirs])
         chosen = corpus(config, ref_preset)
         opts = options(config)
         lists = reference_lists(preset_reference(ref_preset, run_config.run_dir / "kld-reference"), chosen, opts)
