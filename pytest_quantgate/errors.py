@@ -64,3 +64,9 @@ class ResultsError(QuantgateError):
 
 class ValidationError(QuantgateError):
     """A validator could not judge an answer (not: the answer was wrong — that is an AssertionError)."""
+
+
+class KldError(QuantgateError):
+    """A KL-divergence measurement that cannot be made: a corpus file that cannot be read, a tokenizer that
+    differs between reference and candidate, a server that returns no probabilities, a cache that cannot be
+    written."""

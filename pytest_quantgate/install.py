@@ -296,3 +296,29 @@ def _run_logged(
     if proc.wait() != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         raise InstallError(f"cmake {step} failed (exit {proc.returncode}); full log: {log_path}\n{tail}")
+
+
+def install_perplexity(*, root: Path | None = None, jobs: int | None = None) -> Path:
+    """``llama-perplexity`` from the cached build tree (an incremental build of that one target, seconds once
+    the server is built), copied beside the server; used to check the KLD suite against llama.cpp itself.
+
+    Needs the cached build (``quantgate install-server``); :class:`InstallError` says so, or shows the build log.
+    """
+    home = build_home(root)
+    binary = home / "bin" / "llama-perplexity"
+    if _executable(binary):
+        return binary
+    if cached_binaries(root) is None or not (home / "build" / "CMakeCache.txt").is_file():
+        raise InstallError(f"no cached llama.cpp build tree in {home}; run `quantgate install-server` first")
+    with FileLock(str(home / ".lock")):
+        if _executable(binary):
+            return binary
+        log_path = home / "build-perplexity.log"
+        with log_path.open("w") as log:
+            argv = ["cmake", "--build", str(home / "build"), "--target", "llama-perplexity", "-j", str(jobs or 2)]
+            _run_logged(argv, log, log_path, "build of llama-perplexity")
+        built = home / "build" / "bin" / "llama-perplexity"
+        if not _executable(built):
+            raise InstallError(f"cmake finished but {built} is missing; see {log_path}")
+        shutil.copy2(built, binary)
+    return binary

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from pytest_quantgate.levels import LevelSpec
 
 MISS_PROPERTY = "quantgate_miss"
-
+pytest_plugins = ["pytest_quantgate.kld.fixture"]  # --reference, the quantgate_kld fixture, its summary
 
 
 # -- options and configuration ------------------------------------------------------------------------
