@@ -200,10 +200,10 @@ def _level_outcome(spec: GateSpec, agg: RunAggregate, lv: LevelAggregate) -> Gat
 
 def _summary_context(s: Summary) -> str:
     if s.ci_defined:
-        ci = f"95% CI [{s.ci_low:.1f}, {s.ci_high:.1f}]"
+        ci = f"95% CI [{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"
     else:
         ci = "CI undefined at n=1" if s.n <= 1 else "no CI: every iteration gave the same value"
-    return f"n={s.n}, σ={s.sd:.1f}, {ci}"
+    return f"n={s.n}, σ={_fmt(s.sd)}, {ci}"
 
 
 def _judge(spec: GateSpec, preset: str, value: float, context: str, level: str | None) -> GateOutcome:
@@ -222,4 +222,8 @@ def _no_data(spec: GateSpec, agg: RunAggregate, why: str) -> GateOutcome:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.1f}" if abs(value) < 1e6 else f"{value:.3g}"
+    """One decimal for percents, tok/s and ms; three significant digits below 1 (a KL divergence of 0.1003
+    against a bound of 0.05 must not read "0.1 > 0.1") and for very large values."""
+    if abs(value) >= 1e6 or 0 < abs(value) < 1:
+        return f"{value:.3g}"
+    return f"{value:.1f}"

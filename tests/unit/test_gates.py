@@ -231,7 +231,7 @@ def test_the_memory_gate_reads_llama_cpp_s_report_with_the_measured_peak_beside_
     reported = aggregate(PRESET, samples, memory_reported=(0.83, "CPU"))
     (out,) = evaluate([GateSpec("memory_mb", "<=", 128.0, source="ceiling")], reported)
     assert out.passed and out.observed == 0.83
-    assert out.message == f"memory 0.8 <= 128.0 (source llama.cpp (CPU); measured peak 150 MB (rss), preset {PRESET})"
+    assert out.message == f"memory 0.83 <= 128.0 (source llama.cpp (CPU); measured peak 150 MB (rss), preset {PRESET})"
     # no report (verbosity too low, another server): the measured peak, labelled, and why
     (fallback,) = evaluate([GateSpec("memory_mb", "<=", 128.0, source="ceiling")], aggregate(PRESET, samples))
     assert not fallback.passed and fallback.observed == 150.0
@@ -419,3 +419,10 @@ def test_a_measurement_interval_needs_two_iterations() -> None:
 def test_a_measurement_name_is_not_a_level_metric() -> None:
     with pytest.raises(SpecError, match="suite metric and takes no"):
         parse_gate("chars_per_s_mean[test_x] >= 1")
+
+
+def test_a_small_figure_keeps_its_digits_in_the_message() -> None:
+    """A KL divergence of 0.1003 against 0.05 read "0.1 > 0.1" with one decimal."""
+    from pytest_quantgate.gates import _fmt
+
+    assert [_fmt(v) for v in (0.1003, 0.05, 0.0, 95.0, 1.5, 2e6)] == ["0.1", "0.05", "0.0", "95.0", "1.5", "2e+06"]
