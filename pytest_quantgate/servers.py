@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pytest_quantgate.memory import PeakSampler, probe_for
 from pytest_quantgate.sharing import Lease, acquire, attach
+from pytest_quantgate.template import record_chat_template
 
 if TYPE_CHECKING:
     from pytest_quantgate.client import Client
@@ -30,6 +31,7 @@ class Servers:
             else:
                 lease = acquire(preset, self.config.preset_dir(preset.id), shared=self.config.shared)
             self._leases[preset.id] = lease
+            record_chat_template(lease.base_url, self.config.preset_dir(preset.id), api_key=preset.api_key())
             if lease.info.pid is not None:
                 self._samplers[preset.id] = PeakSampler(probe_for(lease.info.pid)).start()
         return self._leases[preset.id]
