@@ -71,7 +71,7 @@ def test_the_quants_really_differ_in_their_tensor_types(smollm2: None) -> None:
 
 
 def test_the_model_s_chat_template_is_applied_and_recorded(served) -> None:
-    server, client, directory = served
+    server, _, directory = served
     path = record_chat_template(server.base_url, directory)
     assert path == directory / FILE
     record = json.loads(path.read_text())
