@@ -38,10 +38,10 @@ def record_chat_template(base_url: str, directory: Path, *, api_key: str | None 
     try:
         with httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT_S) as http:
             props = http.get("/props")
+            if props.status_code != 200 or not _is_object(props):
+                return None  # not a llama-server: it is sent nothing else
             rendered = http.post("/apply-template", json={"messages": EXAMPLE})
     except httpx.HTTPError:
-        return None
-    if props.status_code != 200 or not _is_object(props):
         return None
     template = props.json().get("chat_template")
     example = rendered.json().get("prompt") if rendered.status_code == 200 and _is_object(rendered) else None
