@@ -36,12 +36,11 @@ def test_the_demo_ends_in_its_decision_and_exits_0(llama_server_bin: Path, tmp_p
 
 
 def test_a_demo_that_decides_otherwise_fails_and_says_what_differed(llama_server_bin: Path, tmp_path: Path) -> None:
-    # Two iterations are too few to settle tiny-q8_0 (inconclusive), and an impossible gate fails every preset.
+    # An impossible gate fails every preset (two iterations keep it short).
     proc = demo(tmp_path, llama_server_bin, "--iterations", "2", "--gate", "score_mean >= 101")
     out = proc.stdout
     assert proc.returncode == 1, out[-4000:]
     tail = out.split(" what was decided ")[-1]
     assert "The demo did NOT behave as designed" in tail
-    assert "tiny-q8_0 cannot be decided against tiny-f16" in tail
     assert "Failed beyond the design: " in tail and "quantgate::tiny-f16::gate[score_mean>=101]" in tail
     assert "did its job" not in tail
