@@ -40,6 +40,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         first = he.positive_int(text, "--humaneval-first") if (text := he.option(config, "first")) else None
         sample = he.positive_int(text, "--humaneval-sample") if (text := he.option(config, "sample")) else None
         seed = he.positive_int(text, "--humaneval-seed") if (text := he.option(config, "seed")) != "0" else 0
+        he.positive_int(he.option(config, "max-tokens"), "--humaneval-max-tokens")
+        he.positive_int(he.option(config, "timeout"), "--humaneval-timeout")
         data = he.option(config, "data")
         problems = he.load(config.invocation_params.dir.joinpath(data) if data else None)
     except (ValueError, he.HumanEvalUnavailable) as exc:

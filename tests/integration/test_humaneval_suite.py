@@ -159,3 +159,17 @@ def test_subsets_first_n_and_a_seeded_sample() -> None:
     one, same, other = (he.select(problems, sample=10, seed=s) for s in (1, 1, 2))
     assert one == same and one != other and len(one) == 10
     assert [problems.index(p) for p in one] == sorted(problems.index(p) for p in one)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--humaneval-first", "0", "--humaneval-first must be a positive integer, got '0'"),
+     ("--humaneval-timeout", "soon", "--humaneval-timeout must be a positive integer, got 'soon'"),
+     ("--humaneval-style", "poetry", "--humaneval-style: 'poetry' names no style"),
+     ("--humaneval-data", "no/such.jsonl", "cannot read the HumanEval problems from")],
+)  # fmt: skip
+def test_a_bad_option_stops_collection_naming_it(option: str, value: str, message: str) -> None:
+    argv = [sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", "--collect-only", "-q", option, value]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout
