@@ -109,7 +109,8 @@ def _presets(args: argparse.Namespace) -> int:
     found = catalogue(args.preset_dir)
     rows = []
     for preset in found.presets:
-        target = preset.model or preset.base_url or " ".join(preset.redact(preset.command[:3]))
+        packaged = preset.packaged.describe() if preset.packaged else None
+        target = preset.model or packaged or preset.base_url or " ".join(preset.redact(preset.command[:3]))
         rows.append([preset.id, preset.driver, preset.origin, str(target), str(preset.source)])
     print(table(["id", "driver", "format", "model / target", "file"], rows))
     print("\nsearched: " + ", ".join(str(p) for p in search_path(args.preset_dir)))

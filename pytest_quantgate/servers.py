@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pytest_quantgate.gpu.pinning import physical_devices
 from pytest_quantgate.memory import PeakSampler, probe_for, write_probe_state
 from pytest_quantgate.sharing import Lease, acquire, attach
+from pytest_quantgate.template import record_chat_template
 
 if TYPE_CHECKING:
     from pytest_quantgate.client import Client
@@ -33,6 +34,7 @@ class Servers:
                 lease = acquire(preset, self.config.preset_dir(preset.id), shared=self.config.shared)
             self._leases[preset.id] = lease
             self._record_effective(preset)
+            record_chat_template(lease.base_url, self.config.preset_dir(preset.id), api_key=preset.api_key())
             if lease.info.pid is not None:
                 devices = physical_devices(preset.devices) if preset.devices else []
                 probe = probe_for(lease.info.pid, devices=devices or None)

@@ -14,6 +14,7 @@ from pytest_quantgate.errors import PresetError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from pytest_quantgate.packaged import PackagedModel
     from pytest_quantgate.presets.draft import Draft
 
 Driver = Literal["llamacpp", "command", "external"]
@@ -44,6 +45,9 @@ class Preset:
     source: Path | None
     binary: str | None = None
     model: Path | None = None
+    # A model that ships in a Python package (``model: package:...``): ``model`` is set from it when a run
+    # resolves the preset (pytest_quantgate.packaged.prepare), not when presets are listed.
+    packaged: PackagedModel | None = None
     mmproj: Path | None = None
     host: str = "127.0.0.1"
     port: int = 0

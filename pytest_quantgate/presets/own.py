@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_quantgate.errors import PresetError
 from pytest_quantgate.flags import server_args
+from pytest_quantgate.packaged import PackagedModel, is_packaged
 from pytest_quantgate.presets.draft import DraftModel, draft_from_model
 from pytest_quantgate.presets.model import Driver, Preset, Sampler
 from pytest_quantgate.presets.values import _binary, _path, _split, expand
@@ -47,6 +48,8 @@ class PresetModel(_Strict):
     driver: Driver = "llamacpp"
     binary: str | None = None
     model: str | None = None
+    # With model: package:..., a llama-quantize type made from the packaged file (once, then cached).
+    quantize: str | None = None
     mmproj: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
@@ -85,6 +88,12 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
     if isinstance(command, str):
         command = _split(command, "command")
     command = [x(a) for a in command or ()]
+    packaged = None
+    if is_packaged(model.model):
+        assert model.model is not None
+        packaged = PackagedModel.parse(model.model, model.quantize, where=f"{path}: model")
+    elif model.quantize is not None:
+        raise PresetError(f"{path}: quantize applies to a packaged model (model: package:...), not {model.model!r}")
     if model.driver == "llamacpp" and not model.model:
         raise PresetError(f"{path}: preset {model.id!r} uses driver llamacpp but sets no 'model' (a GGUF path)")
     if model.driver == "command" and not command:
@@ -109,7 +118,8 @@ def _from_own(model: PresetModel, path: Path | None) -> Preset:
         driver=model.driver,
         source=path,
         binary=_binary(model.binary, base, x),
-        model=_path(model.model, base, x),
+        model=None if packaged else _path(model.model, base, x),
+        packaged=packaged,
         mmproj=_path(model.mmproj, base, x),
         host=model.host,
         port=model.port,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_quantgate.errors import PresetError
+from pytest_quantgate.packaged import prepare
 from pytest_quantgate.presets.files import _read_mapping, load_file
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def _claims(path: Path) -> list[str]:
 
 def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Preset:
     """A preset by id (searched on the path), by file path, or ``FILE::ID`` for one model of a llama-swap
-    config.
+    config. A model that ships in a Python package is looked up now (and a quant of it made, once).
 
     Files on the search path that cannot be read are a :class:`PresetWarning` each, unless the preset asked
     for is in one of them: then that file's problem is the error.
@@ -123,14 +124,14 @@ def resolve(name_or_path: str, dirs: list[Path] | tuple[Path, ...] = ()) -> Pres
     if candidate.suffix in _YAML_SUFFIXES and candidate.is_file():
         found = load_file(candidate)
         if wanted:
-            return Catalogue(tuple(found), ()).get(wanted)
+            return prepare(Catalogue(tuple(found), ()).get(wanted))
         if len(found) > 1:
             ids = ", ".join(p.id for p in found)
             raise PresetError(f"{candidate} defines several presets ({ids}); pick one with {candidate}::ID")
-        return found[0]
+        return prepare(found[0])
     # One scan in search-path order, so the first match is the same one `quantgate presets` lists.
     found_on_path = catalogue(dirs)
     preset = found_on_path.get(name_or_path)
     for problem in found_on_path.problems:
         warnings.warn(PresetWarning(f"skipped {problem}"), stacklevel=2)
-    return preset
+    return prepare(preset)
