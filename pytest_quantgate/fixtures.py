@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -41,11 +41,11 @@ def quantgate_server(request: pytest.FixtureRequest, quantgate_preset: Preset) -
     try:
         lease = servers.lease(quantgate_preset)
     except QuantgateError as exc:
-        failure = str(exc)
+        failure, tail = str(exc), getattr(exc, "log_tail", None)
     else:
         failure = ""
     if failure:  # outside the except block: no "During handling..." repetition of the message
-        pytest.fail(failure, pytrace=False)
+        _fail(failure, tail)
     try:
         yield lease
     finally:
@@ -72,11 +72,11 @@ def llm(
     try:
         quantgate_server.check_alive()
     except QuantgateError as exc:
-        failure = str(exc)
+        failure, tail = str(exc), getattr(exc, "log_tail", None)
     else:
         failure = ""
     if failure:
-        pytest.fail(failure, pytrace=False)
+        _fail(failure, tail)
     servers = request.config.stash[SERVERS_KEY]
     info = request.node.stash.get(LEVEL_KEY, None)
     handle = Llm(
@@ -103,6 +103,14 @@ def measure(request: pytest.FixtureRequest) -> Measure:
     recorder = Measure()
     request.node.stash[MEASURE_KEY] = recorder
     return recorder
+
+
+def _fail(message: str, log_tail: str | None) -> NoReturn:
+    """pytest.fail without a traceback, keeping the server log's tail for the report's section (the plugin
+    adds one for an exception that carries ``log_tail``)."""
+    failed = pytest.fail.Exception(message, pytrace=False)
+    failed.log_tail = log_tail  # type: ignore[attr-defined]
+    raise failed
 
 
 __all__ = ["llm", "measure", "quantgate_iteration", "quantgate_preset", "quantgate_server"]

@@ -77,8 +77,10 @@ class Lease:
     def alive(self) -> bool:
         if self.info.pid is None:
             return True  # attached: the client's own errors say whether it answers
-        if self._owned is not None:
-            return self._owned.alive()
+        if self._owned is not None and not self._owned.alive():
+            return False
+        # Also for a server of our own: killed, a multi-threaded server's main thread is a zombie before the
+        # process can be reaped (poll() still says running while its port already refuses connections).
         try:
             return psutil.Process(self.info.pid).status() != psutil.STATUS_ZOMBIE
         except psutil.Error:

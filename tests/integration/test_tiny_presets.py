@@ -260,6 +260,41 @@ def test_a_dead_server_s_log_tail_is_shown_once(llama_server_bin: Path, tmp_path
         _finish(proc, None)
 
 
+KILLED_AFTER_ITS_REQUEST = """
+import os, signal, time, pytest
+
+@pytest.mark.level(points=1)
+def test_first(llm, quantgate_server, quantgate_iteration):
+    llm.complete('copy abc=')
+    if quantgate_iteration == 2:
+        os.kill(quantgate_server.info.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 120  # the kill has landed once the lease sees the process gone
+        while quantgate_server.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+@pytest.mark.level(points=1)
+def test_second(llm):
+    llm.complete('copy abc=')
+"""
+
+
+def test_a_server_found_dead_at_a_level_s_set_up_shows_its_log_tail(llama_server_bin: Path, tmp_path: Path) -> None:
+    """The first failure is the next level's set-up (the llm fixture finds the server gone): its report
+    carries the log's tail as a section. pytest.fail() in the fixture dropped it before."""
+    suite = tmp_path / "test_killed.py"
+    suite.write_text(KILLED_AFTER_ITS_REQUEST)
+    proc = _run_suite(llama_server_bin, suite, tmp_path, "--iterations", "3")
+    try:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out[-3000:]
+        assert [s["outcome"] for s in _samples(tmp_path)] == ["passed"] * 3 + ["error"] * 3
+        assert "ERROR at setup of test_second[iter-02]" in out
+        assert "quantgate: last lines of the server log" in out
+        assert 0 < _log_lines_shown(out) <= LOG_TAIL_LINES, out
+    finally:
+        _finish(proc, None)
+
+
 def test_base_url_attaches_to_a_running_server(llama_server_bin: Path, tmp_path: Path) -> None:
     preset = resolve("tiny-q8_0")
     suite = tmp_path / "test_attach.py"
