@@ -34,7 +34,7 @@ from pytest_quantgate.stats import percentile
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from pytest_quantgate.client import Completion
+    from pytest_quantgate.completion import Completion
 
 DEFAULT_PROMPT_TOKENS = 1150  # the field's fixed request: 1,150 tokens in ...
 DEFAULT_OUTPUT_TOKENS = 2000  # ... 2,000 tokens out

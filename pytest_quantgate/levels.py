@@ -20,7 +20,7 @@ from pytest_quantgate.stats import Rate, Summary, percentile, summarize, wilson
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from pytest_quantgate.client import Completion
+    from pytest_quantgate.completion import Completion
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 LEVEL_MARK_KWARGS = ("points", "name", "iterations", "max_tokens", "timeout_s")

@@ -13,7 +13,8 @@ from pytest_quantgate.errors import ClientError, ClientTimeoutError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from pytest_quantgate.client import Client, Completion, Message
+    from pytest_quantgate.client import Client
+    from pytest_quantgate.completion import Completion, Message
     from pytest_quantgate.presets import Preset
 
 

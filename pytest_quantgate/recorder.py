@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from pathlib import Path
 
-    from pytest_quantgate.client import Completion
     from pytest_quantgate.compare import Comparison
+    from pytest_quantgate.completion import Completion
     from pytest_quantgate.config import RunConfig
     from pytest_quantgate.inference import (
         ItemSequentialDecision,

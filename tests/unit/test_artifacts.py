@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_quantgate.artifacts import ArtifactWriter, artifact_path, read_artifacts
-from pytest_quantgate.client import Completion
+from pytest_quantgate.completion import Completion
 from pytest_quantgate.levels import Sample
 from pytest_quantgate.llm import Exchange
 

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_quantgate.client import Client, Completion, Timings
+from pytest_quantgate.client import Client
+from pytest_quantgate.completion import Completion, Timings
 from pytest_quantgate.errors import ClientError, ClientTimeoutError, ClientTransportError, QuantgateError
 from pytest_quantgate.server import free_port
 

@@ -235,7 +235,7 @@ def test_a_gate_on_a_recorded_measurement(tmp_path: Path) -> None:
         feed(ctl, "slow", k, measures=(Measurement("chars_per_s", 40.0 + k, unit="chars/s"),))
     fast, slow = ctl.gates()
     assert fast == Emitted(f"{GATE_PREFIX}fast::gate[chars_per_s_mean>=50]", True, fast.message)
-    assert fast.message == "chars_per_s mean 61.5 >= 50.0 (n=2, σ=0.7, 95% CI [55.1, 67.9], preset fast)"
+    assert fast.message == "chars_per_s mean 61.5 >= 50.0 (n=2, σ=0.707, 95% CI [55.1, 67.9], preset fast)"
     assert (slow.nodeid, slow.passed) == (f"{GATE_PREFIX}slow::gate[chars_per_s_mean>=50]", False)
     assert slow.message.startswith("gate[chars_per_s_mean>=50] failed: chars_per_s mean 41.5 < 50.0 (n=2")
 

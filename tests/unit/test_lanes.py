@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from pytest_quantgate import lanes
-from pytest_quantgate.client import Completion, Timings
+from pytest_quantgate.completion import Completion, Timings
 from pytest_quantgate.lanes import LaneUnavailable, Lengths
 
 

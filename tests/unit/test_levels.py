@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_quantgate.client import Completion, Timings
+from pytest_quantgate.completion import Completion, Timings
 from pytest_quantgate.errors import SpecError
 from pytest_quantgate.levels import (
     LEVEL_MARK_KWARGS,

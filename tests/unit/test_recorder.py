@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from result_builders import make_result, tiny_levels
 
-from pytest_quantgate.client import Completion, Timings
+from pytest_quantgate.completion import Completion, Timings
 from pytest_quantgate.config import RunConfig
 from pytest_quantgate.errors import ResultsError, ServerDiedError
 from pytest_quantgate.keys import LevelInfo
