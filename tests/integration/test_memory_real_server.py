@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_quantgate.memory import RssProbe
-from pytest_quantgate.memory_report import HOST, read_log
+from pytest_quantgate.memory_report import HOST, LlamaMemory, read_log
 from pytest_quantgate.presets import resolve
 from pytest_quantgate.server import VERBOSITY_ENV, ServerProcess, spec_for
 
@@ -26,7 +27,7 @@ def test_the_server_s_buffer_report_is_read_from_its_log(
     spec = spec_for(preset)
     assert spec.env[VERBOSITY_ENV] == "4"
     with ServerProcess.start(spec, tmp_path / "server.log") as server:
-        report = read_log(server.log_path)  # logged while loading: complete once the server answers
+        report = _complete_report(server.log_path)
         rss = RssProbe(server.pid).read_mb()
     assert report is not None, server.log_tail()
     per_device = report.by_device()
@@ -43,6 +44,19 @@ def test_the_server_s_buffer_report_is_read_from_its_log(
     assert scope == HOST and figure == pytest.approx(report.total_mib)
     # the process holds far more than its buffers (the binary, libraries, threads): RSS is another figure
     assert rss is not None and rss > figure
+
+
+def _complete_report(log: Path) -> LlamaMemory | None:
+    """The buffer report once the log holds its model, KV and compute lines: llama.cpp writes its log from a
+    thread of its own, so on a busy machine the lines may land after the server already answers."""
+    deadline = time.monotonic() + 60
+    while True:
+        report = read_log(log)
+        if report is not None and {"model", "kv", "compute"} <= set(report.by_device().get(HOST, {})):
+            return report
+        if time.monotonic() > deadline:
+            return report
+        time.sleep(0.1)
 
 
 def test_a_preset_that_chooses_its_verbosity_keeps_it_and_has_no_report(llama_server_bin: Path, tmp_path: Path) -> None:
