@@ -217,7 +217,7 @@ class Recorder:
     two test modules gives each its own row, gates, verdict and result file.
     """
 
-    def __init__(self, config: RunConfig, baseline: ResultFile | None = None) -> None:
+    def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.stored_baselines: dict[str, Baseline] = {}  # per suite: where a stored baseline came from
         self.store_notes: list[str] = []  # what finish() did with the store of latest results
@@ -227,7 +227,6 @@ class Recorder:
         self.stopped_early: dict[Part, SequentialDecision | ItemSequentialDecision] = {}
         self.sequential: dict[Part, SequentialDecision | ItemSequentialDecision] = {}  # latest per candidate
         self.started_at = now_iso()
-        self._baseline = baseline  # a result file given directly: the baseline of every suite
         self._parts: dict[Part, None] = {}  # in the order collected (or first reported)
         self._streams: dict[Part, ResultStream] = {}
         self._host: dict[str, object] | None = None
@@ -341,16 +340,12 @@ class Recorder:
 
     @property
     def baseline_id(self) -> str | None:
-        if self._baseline is not None:
-            return self._baseline.preset.id
         if self.stored_baselines:
             return next(iter(self.stored_baselines.values())).result.preset.id
         return self.config.baseline
 
     def baseline_result(self, suite: str) -> ResultFile | None:
         """The baseline of *suite*: a stored result, or the baseline preset's part in this run."""
-        if self._baseline is not None:
-            return self._baseline
         if (stored := self.stored_baselines.get(suite)) is not None:
             return stored.result
         if self.config.baseline is not None and self.samples_of(part := Part(self.config.baseline, suite)):
