@@ -2,17 +2,20 @@
 ``llama-perplexity --kl-divergence`` on the same tokens (docs/benchmarks.md). Prints medians of --repeat runs
 and their spread; never asserts.
 
-    python benchmarks/bench_kld.py [--repeat 3] [--chunks 80] [--k 40]
+    python benchmarks/bench_kld.py [--repeat 3] [--chunks 80] [--k 40] [--smollm2]
 
 Workload: tiny-f16 as reference, tiny-q4_0 as candidate, the tiny model's task lines cut into chunks of 128
 tokens as llama-perplexity cuts them (80 chunks: 5,040 scored positions, the second half of each chunk).
 
 * ours, reference + candidate: both servers already up (server start apart); tokenize, fetch both sides' top-K
-  lists, score; the reference cache off. Where the time goes: the server's own prompt time, JSON decoding,
-  our array building, scoring, and the rest (HTTP, the server's JSON encoding, waiting);
+  lists (as ``fetch`` chooses: forced generation on this vocabulary), score; the reference cache off. Where the
+  time goes: the server's own time (prompt and forced tokens), JSON decoding, our array building, scoring,
+  and the rest (HTTP, the server's JSON encoding, waiting); the same with one prompt per prefix beside it;
 * ours, a second candidate against the cached reference: only its own positions;
 * llama-perplexity: the reference pass (``--kl-divergence-base``) and the candidate pass, model loads included;
-* slots: the candidate's fetch on a ``--parallel 2`` server vs ``--parallel 1`` (documents pinned to slots).
+* slots: the candidate's fetch on a ``--parallel 2`` server vs ``--parallel 1``;
+* ``--smollm2``: the two ways of asking on SmolLM2 (Q8_0 reference, Q4_0 candidate, the default corpus), whose
+  49,152-token vocabulary makes forced generation the slower way (what ``FORCED_MAX_VOCAB`` rests on).
 
 Run it on a quiet machine: other work on the CPU slows llama-server several-fold.
 """
@@ -65,7 +68,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunks", type=int, default=80)
     parser.add_argument("--k", type=int, default=40)
+    parser.add_argument("--smollm2", action="store_true", help="the two ways of asking on SmolLM2 instead")
     args = parser.parse_args()
+    if args.smollm2:
+        smollm2(args.k, args.repeat)
+        return
     lines = "\n".join(d.text for d in tiny_corpus(documents_per_task=400).documents)
     text = lines[: args.chunks * N_CTX]
     corpus, positions = perplexity.chunk_corpus(text, N_CTX)
@@ -74,6 +81,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         (tmp / "text.txt").write_text(text)
         walls: dict[str, list[float]] = {}
+        methods: set[str] = set()
 
         def note(name: str, value: float) -> None:
             walls.setdefault(name, []).append(value)
@@ -87,12 +95,13 @@ def main() -> None:
                 ref_topk = fetch(ref, tokens, args.k, ref_stats)
                 cand_tokens = tokenize(cand, corpus, positions)
                 cand_topk = fetch(cand, cand_tokens, args.k, cand_stats)
+                methods.add(f"{ref_stats.method}/{cand_stats.method}")
                 scoring = time.perf_counter()
                 scores = score_positions(ref_topk, cand_topk, cand_tokens.next_ids())
                 ended = time.perf_counter()
                 total = ended - started
                 note("ours: reference + candidate (s)", total)
-                note("  server prompt time (s)", (ref_stats.server_ms + cand_stats.server_ms) / 1000)
+                note("  the servers' own time (s)", (ref_stats.server_ms + cand_stats.server_ms) / 1000)
                 note("  JSON decoding (s)", ref_stats.json_s + cand_stats.json_s)
                 note("  arrays from entries (s)", ref_stats.parse_s + cand_stats.parse_s)
                 note("  scoring (s)", ended - scoring)
@@ -104,6 +113,11 @@ def main() -> None:
                     rest - cand_stats.json_s - ref_stats.parse_s - cand_stats.parse_s,
                 )
                 note("ours: ms per position (both sides)", 1000 * total / scores.n)
+                # The same two fetches, one prompt per prefix.
+                started = time.perf_counter()
+                fetch(ref, tokens, args.k, method="prefixes")
+                fetch(cand, cand_tokens, args.k, method="prefixes")
+                note("ours, one prompt per prefix: both fetches (s)", time.perf_counter() - started)
                 # A second candidate against the cached reference: only its own positions.
                 options = Options(k=args.k, positions=positions, cache_dir=tmp / "cache")
                 reference = preset_reference(resolve("tiny-f16"), tmp)
@@ -124,7 +138,7 @@ def main() -> None:
                 )
                 note("llama-perplexity: both passes (s)", theirs.base_s + theirs.kld_s)
                 note("ratio ours / llama-perplexity", total / (theirs.base_s + theirs.kld_s))
-        print(f"B8  {scores.n} positions, K = {args.k}, {args.repeat} runs (median, range)")
+        print(f"B8  {scores.n} positions, K = {args.k}, {args.repeat} runs (median, range); asked: {sorted(methods)}")
         for name, values in walls.items():
             print(f"  {name:<46} {med(values)}")
         print(
@@ -132,6 +146,39 @@ def main() -> None:
             f"llama-perplexity KLD {theirs.kld_mean:.5f} ± {theirs.kld_mean_se:.5f}, "
             f"same top {theirs.same_top_percent:.3f} %"
         )
+
+
+def smollm2(k: int, repeat: int) -> None:
+    """Forced generation vs one prompt per prefix on SmolLM2's 49,152-token vocabulary (the default corpus)."""
+    from pytest_quantgate.kld.corpus import default_corpus
+    from pytest_quantgate.kld.fetch import Positions
+
+    corpus = default_corpus()
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        serve("smollm2-q8_0", Path(tmp_name)) as ref,
+        serve("smollm2-q4_0", Path(tmp_name)) as cand,
+    ):
+        tokens = tokenize(ref, corpus, Positions())
+        walls: dict[str, list[float]] = {}
+        for _ in range(repeat):
+            for method in ("forced", "prefixes"):
+                ref_stats, cand_stats = FetchStats(), FetchStats()
+                scores = score_positions(
+                    fetch(ref, tokens, k, ref_stats, method=method),
+                    fetch(cand, tokens, k, cand_stats, method=method),
+                    tokens.next_ids(),
+                )
+                walls.setdefault(f"{method}: reference + candidate (s)", []).append(
+                    ref_stats.wall_s + cand_stats.wall_s
+                )
+                walls.setdefault(f"{method}: the servers' own time (s)", []).append(
+                    (ref_stats.server_ms + cand_stats.server_ms) / 1000
+                )
+                walls.setdefault(f"{method}: KLD", []).append(float(scores.kld.mean()))
+        print(f"SmolLM2 (vocabulary {ref.n_vocab}), {tokens.n_positions} positions, K = {k}, {repeat} runs")
+        for name, values in walls.items():
+            print(f"  {name:<46} {med(values)}")
 
 
 if __name__ == "__main__":

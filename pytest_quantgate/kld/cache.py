@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from filelock import FileLock
 
 MAGIC = b"QGKLD"
-VERSION = 1
+# 2: lists from forced generation (fetch.py), whose context is evaluated in one batch; 1 asked prefix by prefix.
+VERSION = 2
 _DIGEST = 32
 
 

@@ -1,12 +1,31 @@
 """Top-K next-token lists at every position of a corpus, from a running llama-server.
 
-The stock server gives no log-probabilities for prompt tokens (``echo`` is refused), but ``/completion`` with
-the prompt as a **list of token-id lists** (every prefix of a document), ``n_predict: 1``, ``n_probs: K`` and
-``cache_prompt: true`` returns, for each prefix, the top-K log-probabilities of the next token; with the prompt
-cache each prefix evaluates exactly one new token. All prefixes go in a few large requests (whole
-documents, at least :data:`BATCH_POSITIONS` positions each), so the per-request cost is paid rarely. With
-several slots, each request is pinned to one slot (``id_slot``) and the slots are fed concurrently: a request
-spread over slots would re-evaluate its prefixes once per slot.
+The stock server gives no log-probabilities for prompt tokens (``echo`` is refused). Two ways around it:
+
+* **Forced generation**: one ``/completion`` per document whose prompt is the context before the
+  first scored position and whose output is **forced to be the document's own next tokens** by a grammar of
+  token ids (``root ::= <[id]> <[id]> ...``), with ``n_probs: K``. Every generated token comes with the top-K
+  log-probabilities of the model's *raw* distribution at that position (``post_sampling_probs`` off: the
+  grammar and the sampler do not touch them), and the server evaluates each forced token once, one token per
+  decode, as a generation does. One task per document, so the server's per-task cost (a slot launch, a
+  sampler, a result) is paid once per document instead of once per position. ``cache_prompt: false`` makes
+  every document start from an empty slot: the context is evaluated in one batch whatever the slot held
+  before, so requests can go to any slot, several at once. (On one slot every run gives identical figures;
+  several slots decode their tokens together in one batch, which may move the last digits.)
+* **One prompt per prefix** (the fallback, for a server without token grammars): the prompt as a list of
+  token-id lists (every prefix of a document), ``n_predict: 1``, ``cache_prompt: true``: for each prefix the
+  top-K of the next token; with the prompt cache each prefix evaluates exactly one new token. Whole documents
+  go in requests of at least :data:`BATCH_POSITIONS` positions, each pinned to one slot (``id_slot``): a request
+  spread over slots would re-evaluate its prefixes once per slot.
+
+Forced generation saves the per-task cost but pays, at every position where the model's own choice is not
+the document's token, a grammar pass over the whole vocabulary: it is the faster way on a small vocabulary
+(:data:`FORCED_MAX_VOCAB`), one prompt per prefix on a large one (docs/benchmarks.md, B8). ``fetch`` chooses
+by the vocabulary size the server reports, so a reference and its candidates are always asked the same way.
+A server that refuses the grammar, or whose output is not the forced tokens, is asked the second way (its
+first document decides), and :class:`FetchStats` says so. A grammar never forces an end-of-generation token
+(llama.cpp aborts on one): a document is forced in segments that stop in front of each such token, whose
+position's lists come from one free, non-final token at the segment's end.
 
 Documents are tokenized by the server (``/tokenize`` with the model's special tokens, so BOS is there when the
 model wants it); chats are rendered with the model's own template (``/apply-template``) first.
@@ -17,24 +36,26 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 import numpy as np
 
 from pytest_quantgate.errors import KldError
 from pytest_quantgate.kld.divergence import TopK
+from pytest_quantgate.kld.endpoints import FetchStats, KldServer, NotForced, Refused
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import numpy.typing as npt
 
-    from pytest_quantgate.kld.corpus import Corpus, Document
+    from pytest_quantgate.kld.corpus import Corpus
 
 BATCH_POSITIONS = 256
 DEFAULT_K = 40
+# Forced generation pays a grammar pass over the whole vocabulary at every position where the model's own
+# choice is not the document's token; one prompt per prefix pays the server's per-task cost instead. Measured
+# (docs/benchmarks.md, B8): forced is 1.7x faster on the tiny model's 257 tokens, 1.3x slower on SmolLM2's 49,152.
+FORCED_MAX_VOCAB = 8192
 # Listed mass this close to 1 means the list holds the whole vocabulary (float32 rounding over ~10⁵ terms).
 FULL_MASS = 1.0 - 1e-3
 
@@ -88,129 +109,6 @@ class Tokenized:
         return out
 
 
-@dataclass(slots=True)
-class FetchStats:
-    """Where a fetch's time went: wall, the server's own prompt time, requests, and tokens it evaluated."""
-
-    wall_s: float = 0.0
-    server_ms: float = 0.0  # Σ the server's prompt_ms
-    json_s: float = 0.0  # decoding the answers' JSON
-    parse_s: float = 0.0  # turning the entries into arrays
-    requests: int = 0
-    evaluated: int = 0
-    positions: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-class KldServer:
-    """The few endpoints a KLD measurement needs, on one llama-server."""
-
-    def __init__(self, base_url: str, *, label: str, api_key: str | None = None, timeout_s: float = 600.0) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.base_url = base_url.rstrip("/")
-        self.label = label
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
-        self._props: dict[str, Any] | None = None
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> KldServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _post(self, path: str, body: dict[str, Any], stats: FetchStats | None = None) -> Any:
-        url = f"{self.base_url}{path}"
-        try:
-            response = self._http.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
-        except httpx.HTTPError as exc:
-            raise KldError(f"{self.label}: POST {url} failed: {exc!r}; is the server running?") from None
-        if response.status_code != 200:
-            raise KldError(f"{self.label}: POST {url} answered HTTP {response.status_code}: {response.text[:300]}")
-        decoding = time.perf_counter()
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise KldError(f"{self.label}: POST {url} answered with no JSON: {response.text[:300]!r}") from None
-        finally:
-            if stats is not None:
-                stats.json_s += time.perf_counter() - decoding
-
-    def props(self) -> dict[str, Any]:
-        if self._props is None:
-            try:
-                response = self._http.get("/props")
-                self._props = response.json() if response.status_code == 200 else {}
-            except (httpx.HTTPError, ValueError):
-                self._props = {}
-        return self._props
-
-    @property
-    def n_ctx(self) -> int | None:
-        value = self.props().get("default_generation_settings", {}).get("n_ctx")
-        return int(value) if isinstance(value, int) else None
-
-    @property
-    def slots(self) -> int:
-        value = self.props().get("total_slots")
-        return int(value) if isinstance(value, int) and value > 0 else 1
-
-    def tokenize(self, text: str) -> list[int]:
-        data = self._post("/tokenize", {"content": text, "add_special": True, "parse_special": True})
-        tokens = data.get("tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            raise KldError(f"{self.label}: /tokenize answered {str(data)[:200]!r}, not {{'tokens': [ids]}}")
-        return tokens
-
-    def render(self, doc: Document) -> str:
-        """A chat rendered with the server's chat template (``/apply-template``); plain text as it is."""
-        if not doc.is_chat:
-            return doc.text
-        messages = [{"role": r, "content": c} for r, c in doc.messages]
-        data = self._post("/apply-template", {"messages": messages})
-        prompt = data.get("prompt") if isinstance(data, dict) else None
-        if not isinstance(prompt, str):
-            raise KldError(f"{self.label}: /apply-template answered {str(data)[:200]!r}, not {{'prompt': text}}")
-        # The template ends with the assistant's turn opened for a reply: the conversation is complete, so
-        # that trailing generation prompt is not text to predict. It is kept: it is what a real request sends.
-        return prompt
-
-    def top_k(self, prefixes: Sequence[Sequence[int]], k: int, *, slot: int | None, stats: FetchStats) -> list[Any]:
-        """The top-*k* lists after each prefix, in order (raw ``top_logprobs`` entries)."""
-        body: dict[str, Any] = {
-            "prompt": [list(p) for p in prefixes],
-            "n_predict": 1,
-            "n_probs": k,
-            "cache_prompt": True,
-            "temperature": 0.0,
-            "top_k": 1,
-            "response_fields": ["completion_probabilities", "index", "timings/prompt_n", "timings/prompt_ms"],
-        }
-        if slot is not None:
-            body["id_slot"] = slot
-        data = self._post("/completion", body, stats)
-        results = data if isinstance(data, list) else [data]
-        if len(results) != len(prefixes):
-            raise KldError(f"{self.label}: /completion answered {len(results)} results for {len(prefixes)} prompts")
-        results.sort(key=lambda r: r.get("index", 0) if isinstance(r, dict) else 0)
-        out = []
-        for r in results:
-            probs = r.get("completion_probabilities") if isinstance(r, dict) else None
-            if not probs or not isinstance(probs, list) or "top_logprobs" not in probs[0]:
-                raise KldError(
-                    f"{self.label}: {self.base_url}/completion returned no completion_probabilities with n_probs={k}; "
-                    "a KLD measurement needs a llama-server that reports next-token log-probabilities "
-                    f"(answer: {str(r)[:200]!r})"
-                )
-            out.append(probs[0]["top_logprobs"])
-            stats.evaluated += int(r.get("timings/prompt_n") or 0)
-            stats.server_ms += float(r.get("timings/prompt_ms") or 0.0)
-        stats.requests += 1
-        return out
-
-
 def tokenize(server: KldServer, corpus: Corpus, positions: Positions) -> Tokenized:
     """Render and tokenize every document on *server*; a document longer than the context is an error."""
     n_ctx = server.n_ctx
@@ -234,11 +132,103 @@ def tokenize(server: KldServer, corpus: Corpus, positions: Positions) -> Tokeniz
     return Tokenized(tuple(ids), tuple(cats), tuple(toks), tuple(pos))
 
 
-def fetch(server: KldServer, corpus: Tokenized, k: int, stats: FetchStats | None = None) -> TopK:
-    """The top-*k* lists at every scored position of *corpus*, all documents concatenated in order."""
+Method = Literal["auto", "forced", "prefixes"]
+
+
+def fetch(
+    server: KldServer, corpus: Tokenized, k: int, stats: FetchStats | None = None, *, method: Method = "auto"
+) -> TopK:
+    """The top-*k* lists at every scored position of *corpus*, all documents concatenated in order.
+
+    *method* ``auto`` forces generation on a vocabulary of at most :data:`FORCED_MAX_VOCAB` tokens when the
+    server can (its first document decides), else asks one prompt per prefix; ``forced`` and ``prefixes`` ask
+    for one way (``forced`` on a server that cannot is an error).
+    """
     if k < 1:
         raise KldError(f"K={k}: ask for at least the top 1 token")
     stats = stats if stats is not None else FetchStats()
+    started = time.perf_counter()
+    rows: list[Any] | None = None
+    n_vocab = server.n_vocab if method == "auto" else None
+    if method == "forced" or (method == "auto" and n_vocab is not None and n_vocab <= FORCED_MAX_VOCAB):
+        try:
+            rows = _forced_rows(server, corpus, k, stats)
+        except NotForced as exc:
+            if method == "forced":
+                raise
+            stats.notes.append(f"{exc}; asked one prompt per prefix instead (slower)")
+    if rows is None:
+        rows = _prefix_rows(server, corpus, k, stats)
+    parsed_at = time.perf_counter()
+    topk = _to_topk(rows, k, server.label)
+    stats.parse_s += time.perf_counter() - parsed_at
+    stats.wall_s += time.perf_counter() - started
+    stats.positions += len(rows)
+    return topk
+
+
+def _forced_rows(server: KldServer, corpus: Tokenized, k: int, stats: FetchStats) -> list[Any]:
+    """Forced generation, one request per document, ``slots + 1`` at a time (the next one waits in the server's
+    queue while this process decodes an answer). Raises :class:`NotForced` when the server does not name its
+    end-of-generation tokens or the first document shows that it does not force tokens."""
+    docs = list(zip(corpus.tokens, corpus.positions, strict=True))
+    if not docs:
+        return []
+    eog = server.end_of_generation()
+    if eog is None:
+        raise NotForced(f"{server.label}: the server does not name its end-of-generation tokens")
+    first, first_stats = _forced_document(server, *docs[0], k, eog, first=True)
+    stats.add(first_stats)
+    stats.method = "forced"
+    rows = [first]
+    with ThreadPoolExecutor(server.slots + 1) as pool:
+        futures = [pool.submit(_forced_document, server, toks, pos, k, eog) for toks, pos in docs[1:]]
+        for future in futures:
+            doc_rows, doc_stats = future.result()
+            rows.append(doc_rows)
+            stats.add(doc_stats)
+    return [entry for doc_rows in rows for entry in doc_rows]
+
+
+def _forced_document(
+    server: KldServer,
+    toks: tuple[int, ...],
+    pos: tuple[int, ...],
+    k: int,
+    eog: frozenset[int],
+    *,
+    first: bool = False,
+) -> tuple[list[Any], FetchStats]:
+    """The lists of one document's scored positions: generation forced from its first scored position to its
+    last, in segments that end in front of each end-of-generation token of the document (the next segment's
+    prompt takes it in), continued wherever the server stopped early."""
+    stats = FetchStats()
+    lists: list[Any] = []
+    at, last = pos[0], pos[-1]
+    while at <= last:
+        end = next((j for j in range(at + 1, last + 2) if toks[j] in eog), None)
+        want = toks[at + 1 : (end if end is not None else last + 2)]
+        free_after = toks[end] if end is not None else None
+        try:
+            got, entries = server.forced(toks[: at + 1], want, k, free_after=free_after, stats=stats)
+        except Refused as exc:
+            if first and not lists:  # a server that cannot parse a grammar of token ids refuses the first one
+                raise NotForced(str(exc)) from None
+            raise
+        matched = list(got[: len(want)]) == list(want[: len(got)])
+        if not got or len(got) > len(want) + (free_after is not None) or not matched:
+            raise NotForced(
+                f"{server.label}: /completion did not generate the forced tokens (asked {list(want[:5])}..., "
+                f"got {list(got[:5])}...): it does not force tokens with a grammar of token ids"
+            )
+        lists += entries
+        at += len(got)
+    return [lists[i - pos[0]] for i in pos], stats
+
+
+def _prefix_rows(server: KldServer, corpus: Tokenized, k: int, stats: FetchStats) -> list[Any]:
+    """One prompt per prefix, whole documents in requests of at least :data:`BATCH_POSITIONS` prefixes."""
+    stats.method = "prefixes"
     # A document whose first scored position is not 0 starts with an unscored prefix of its first token alone:
     # then that token's state is always evaluated by itself, whatever the slot held before, and the context
     # up to the first scored position always in the same batch after it. Otherwise the first token would be
@@ -253,28 +243,25 @@ def fetch(server: KldServer, corpus: Tokenized, k: int, stats: FetchStats | None
             jobs.append([])
         jobs[-1] += wanted
     slots = server.slots
-    started = time.perf_counter()
+
+    def ask(job: list[tuple[tuple[int, ...], bool]], slot: int | None) -> tuple[list[Any], FetchStats]:
+        job_stats = FetchStats()
+        return server.top_k([p for p, _ in job], k, slot=slot, stats=job_stats), job_stats
+
     if slots > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(slots) as pool:
-            futures = [
-                pool.submit(server.top_k, [p for p, _ in job], k, slot=j % slots, stats=stats)
-                for j, job in enumerate(jobs)
-            ]
-            answers = [f.result() for f in futures]
+            futures = [pool.submit(ask, job, j % slots) for j, job in enumerate(jobs)]
+            answered = [f.result() for f in futures]
     else:
-        answers = [server.top_k([p for p, _ in job], k, slot=None, stats=stats) for job in jobs]
-    rows = [
+        answered = [ask(job, None) for job in jobs]
+    for _, job_stats in answered:
+        stats.add(job_stats)
+    return [
         entry
-        for job, answer in zip(jobs, answers, strict=True)
+        for job, (answer, _) in zip(jobs, answered, strict=True)
         for (_, keep), entry in zip(job, answer, strict=True)
         if keep
     ]
-    parsed_at = time.perf_counter()
-    topk = _to_topk(rows, k, server.label)
-    stats.parse_s += time.perf_counter() - parsed_at
-    stats.wall_s += time.perf_counter() - started
-    stats.positions += len(rows)
-    return topk
 
 
 def _to_topk(rows: list[Any], k: int, label: str) -> TopK:
@@ -303,4 +290,17 @@ def _to_topk(rows: list[Any], k: int, label: str) -> TopK:
     return TopK(ids, lps, full)
 
 
-__all__ = ["BATCH_POSITIONS", "DEFAULT_K", "FetchStats", "KldServer", "Positions", "Tokenized", "fetch", "tokenize"]
+__all__ = [
+    "BATCH_POSITIONS",
+    "DEFAULT_K",
+    "FORCED_MAX_VOCAB",
+    "FetchStats",
+    "KldServer",
+    "Method",
+    "NotForced",
+    "Positions",
+    "Refused",
+    "Tokenized",
+    "fetch",
+    "tokenize",
+]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pytest_quantgate.kld.corpus import Corpus
+    from pytest_quantgate.kld.fetch import Method
     from pytest_quantgate.kld.measure import Options, Result
     from pytest_quantgate.measures import Measure
     from pytest_quantgate.presets import Preset
@@ -36,6 +37,7 @@ INI_CORPUS = "quantgate_kld_corpus"
 INI_K = "quantgate_kld_k"
 INI_MAX_TOKENS = "quantgate_kld_max_tokens"
 INI_STRIDE = "quantgate_kld_stride"
+INI_METHOD = "quantgate_kld_method"
 INI_MARGIN = "quantgate_kld_margin"
 DEFAULT_MARGIN = 0.01  # nats of mean KLD a candidate may lose against a baseline
 RESULT_FILE = "kld.json"
@@ -54,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(INI_MAX_TOKENS, "KLD: score at most this many tokens of each document (default: all)", default="")
     parser.addini(INI_STRIDE, "KLD: score every N-th position (default 1)", default="")
+    parser.addini(INI_METHOD, "KLD: how lists are asked for: auto (default), forced or prefixes", default="")
     parser.addini(INI_MARGIN, "KLD non-inferiority margin in nats of mean KLD (default 0.01)", default="")
 
 
@@ -82,7 +85,13 @@ def options(config: pytest.Config) -> Options:
 
     k = _int_ini(config, INI_K, DEFAULT_K) or DEFAULT_K
     positions = Positions(max_tokens=_int_ini(config, INI_MAX_TOKENS, 0), stride=_int_ini(config, INI_STRIDE, 1) or 1)
-    return Options(k=k, positions=positions)
+    text = str(config.getini(INI_METHOD)).strip() or "auto"
+    methods: dict[str, Method] = {"auto": "auto", "forced": "forced", "prefixes": "prefixes"}
+    if text not in methods:
+        from pytest_quantgate.errors import SpecError
+
+        raise SpecError(f"ini option {INI_METHOD} = {text!r}: use auto, forced or prefixes")
+    return Options(k=k, positions=positions, method=methods[text])
 
 
 def corpus(config: pytest.Config, reference: Preset) -> Corpus:

@@ -17,7 +17,7 @@ import numpy as np
 from pytest_quantgate.errors import KldError
 from pytest_quantgate.kld import cache
 from pytest_quantgate.kld.divergence import PositionScores, score_positions
-from pytest_quantgate.kld.fetch import DEFAULT_K, FetchStats, KldServer, Positions, Tokenized, fetch, tokenize
+from pytest_quantgate.kld.fetch import DEFAULT_K, FetchStats, KldServer, Method, Positions, Tokenized, fetch, tokenize
 from pytest_quantgate.kld.figures import DocTotals, Figures, by_category
 from pytest_quantgate.kld.guards import caveats, check_tokens
 
@@ -48,6 +48,7 @@ class Options:
     cache_dir: Path | None = None  # None: <quantgate cache>/kld; use_cache False: never read nor write
     use_cache: bool = True
     confidence: float = 0.95
+    method: Method = "auto"  # how the lists are asked for (fetch.py): auto, forced or prefixes
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -121,7 +122,7 @@ def _run_reference(reference: Reference, corpus: Corpus, options: Options) -> tu
     stats = FetchStats()
     with reference.start() as server:
         ref_tokens = tokenize(server, corpus, options.positions)
-        topk = fetch(server, ref_tokens, options.k, stats)
+        topk = fetch(server, ref_tokens, options.k, stats, method=options.method)
     return topk, ref_tokens, stats
 
 
@@ -144,7 +145,7 @@ def measure(
     tokens = tokenize(candidate, corpus, options.positions)
     check_tokens(ref.tokens, tokens, ref.label, candidate.label)
     cand_stats = FetchStats()
-    cand_topk = fetch(candidate, tokens, options.k, cand_stats)
+    cand_topk = fetch(candidate, tokens, options.k, cand_stats, method=options.method)
     scores = score_positions(ref.topk, cand_topk, tokens.next_ids())
     if not np.all(np.isfinite(scores.kld)):
         raise KldError(f"{candidate.label}: non-finite KL divergence at some positions: malformed server lists")

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from peers.no_grammar_server import NoGrammarPeer
 from peers.no_probs_server import NoProbsPeer
 
 from pytest_quantgate.errors import KldError
 from pytest_quantgate.kld import cache
 from pytest_quantgate.kld.corpus import Corpus, Document, select, tiny_corpus
-from pytest_quantgate.kld.fetch import FetchStats, KldServer, Positions, fetch, tokenize
+from pytest_quantgate.kld.fetch import FetchStats, KldServer, NotForced, Positions, fetch, tokenize
 from pytest_quantgate.kld.measure import Options, ReferenceLists, measure, preset_reference
 from pytest_quantgate.presets import resolve
 from pytest_quantgate.server import ServerProcess, spec_for
@@ -22,6 +23,8 @@ from pytest_quantgate.server import ServerProcess, spec_for
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from pytest_quantgate.kld.fetch import Method
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +51,63 @@ def _never_started() -> contextlib.AbstractContextManager[KldServer]:
     raise AssertionError("the reference was started although its lists are cached")
 
 
-def test_one_token_evaluated_per_position_and_whole_vocabulary_lists(q4: KldServer) -> None:
+@pytest.mark.parametrize("method", ["forced", "prefixes"])
+def test_one_token_evaluated_per_position_and_whole_vocabulary_lists(q4: KldServer, method: Method) -> None:
     tokens = tokenize(q4, CORPUS, Positions())
     stats = FetchStats()
-    full = fetch(q4, tokens, 1000, stats)
+    full = fetch(q4, tokens, 1000, stats, method=method)
+    assert stats.method == method and not stats.notes
     assert full.full and full.k == 257  # the tiny byte vocabulary: 256 bytes and <|endoftext|>
     np.testing.assert_allclose(np.exp(full.logprobs).sum(axis=1), 1.0, atol=1e-4)
-    # Every prefix after the first extends a cached one: one new token each (BOS is shared by all documents).
+    # Forced: each document's first token, then each forced token once. Prefixes: every prefix after the first
+    # extends a cached one, one new token each (BOS is shared by all documents).
     assert tokens.n_positions <= stats.evaluated <= tokens.n_positions + 2
-    assert stats.requests <= -(-tokens.n_positions // 256)
+    if method == "forced":
+        assert stats.requests == len(tokens.doc_ids)  # one generation per document
+    else:
+        assert stats.requests <= -(-tokens.n_positions // 256)
+
+
+def test_auto_forces_generation_on_the_tiny_vocabulary_and_both_ways_give_the_same_lists(q4: KldServer) -> None:
+    tokens = tokenize(q4, CORPUS, Positions(skip=3, stride=2))
+    auto, prefixes = FetchStats(), FetchStats()
+    forced_lists = fetch(q4, tokens, 40, auto)
+    prefix_lists = fetch(q4, tokens, 40, prefixes, method="prefixes")
+    assert q4.n_vocab == 257 and auto.method == "forced" and prefixes.method == "prefixes"
+    assert auto.positions == prefixes.positions == tokens.n_positions
+    # The same positions, evaluated one token at a time either way: the same lists up to float rounding.
+    np.testing.assert_array_equal(forced_lists.ids[:, 0], prefix_lists.ids[:, 0])
+    np.testing.assert_allclose(forced_lists.logprobs[:, :5], prefix_lists.logprobs[:, :5], atol=1e-4)
+
+
+def test_a_document_with_an_end_of_generation_token_is_forced_around_it(q4: KldServer) -> None:
+    # <|endoftext|> ends a generation on the tiny model; a grammar that forced it would abort llama-server.
+    assert q4.end_of_generation() == frozenset({256})
+    text = "copy abc=abc\n<|endoftext|>reverse abc=cba\n"
+    corpus = Corpus("eog", (Document("eog", "text", text=text),))
+    tokens = tokenize(q4, corpus, Positions())
+    eog_at = tokens.tokens[0].index(256, 1)
+    forced, prefixes = FetchStats(), FetchStats()
+    forced_lists = fetch(q4, tokens, 40, forced, method="forced")
+    prefix_lists = fetch(q4, tokens, 40, prefixes, method="prefixes")
+    assert forced.requests == 2 and forced.positions == tokens.n_positions  # a segment each side of the token
+    # The position in front of the end-of-generation token has its lists too, and the server is still up.
+    np.testing.assert_array_equal(forced_lists.ids[:, 0], prefix_lists.ids[:, 0])
+    assert forced_lists.logprobs[eog_at - 1, 0] == pytest.approx(prefix_lists.logprobs[eog_at - 1, 0], abs=1e-3)
+    assert tuple(q4.tokenize("copy")) == tokens.tokens[0][:5]
+
+
+@pytest.mark.parametrize("ignore_grammar", [False, True], ids=["refuses", "ignores"])
+def test_a_server_without_token_grammars_is_asked_one_prompt_per_prefix(ignore_grammar: bool) -> None:
+    with NoGrammarPeer(ignore_grammar=ignore_grammar) as peer, KldServer(peer.url, label="old-llama") as server:
+        tokens = tokenize(server, Corpus("c", (Document("d", "text", text="abcabcab"),)), Positions())
+        stats = FetchStats()
+        lists = fetch(server, tokens, 2, stats)
+        assert stats.method == "prefixes" and lists.ids.shape == (tokens.n_positions, 2)
+        (note,) = stats.notes
+        assert note.startswith("old-llama: ") and note.endswith("asked one prompt per prefix instead (slower)")
+        with pytest.raises(NotForced, match="old-llama: "):
+            fetch(server, tokens, 2, method="forced")
 
 
 def test_second_candidate_reads_the_cached_reference_and_runs_are_identical(
@@ -112,6 +163,13 @@ def test_a_document_longer_than_the_context_names_it(q4: KldServer) -> None:
     with pytest.raises(KldError, match=r"'essay' \(essay.txt\) is 521 tokens, longer than the context"):
         tokenize(q4, long, Positions())
     assert tokenize(q4, long, Positions(max_tokens=100)).n_positions == 99
+
+
+def test_a_request_on_a_connection_the_server_closed_unanswered_is_sent_once_more() -> None:
+    with NoGrammarPeer(drop_first=True) as peer, KldServer(peer.url, label="old-llama") as server:
+        tokens = tokenize(server, Corpus("c", (Document("d", "text", text="abcab"),)), Positions())
+        lists = fetch(server, tokens, 2, method="prefixes")
+        assert lists.ids.shape == (4, 2) and peer.completions == 2
 
 
 def test_a_server_without_probabilities_is_a_clear_error() -> None:

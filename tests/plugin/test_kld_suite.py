@@ -51,3 +51,11 @@ def test_a_kld_level_without_a_reference_says_how_to_give_one(suite: pytest.Pyte
     result = suite.runpytest("--preset", "tiny-q4_0")
     result.stdout.fnmatch_lines(["*a KLD level needs a reference model: run with --reference PRESET*"])
     assert result.ret != 0
+
+
+def test_an_unknown_kld_method_names_the_ini_option_and_the_choices(suite: pytest.Pytester) -> None:
+    ini = suite.path / "pytest.ini"
+    ini.write_text(ini.read_text() + "quantgate_kld_method = sideways\n")
+    result = suite.runpytest("--reference", "tiny-f16", "--preset", "tiny-q4_0")
+    result.stdout.fnmatch_lines(["*ini option quantgate_kld_method = 'sideways': use auto, forced or prefixes*"])
+    assert result.ret != 0
