@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from peers.no_probs_server import JsonHandler, LoopbackPeer
 
 HALF = math.log(0.5)
 
@@ -24,11 +25,8 @@ def _lists(prompt: list[int]) -> list[dict[str, Any]]:
             {"id": (last + 1) % 3, "logprob": HALF, "token": "", "bytes": []}]  # fmt: skip
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         if self.path == "/v1/models":
@@ -64,14 +62,6 @@ class _Handler(BaseHTTPRequestHandler):
             })  # fmt: skip
         self._reply(answers if len(answers) > 1 else answers[0])
 
-    def _reply(self, payload: object, status: int = 200) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
 
 class _Server(ThreadingHTTPServer):
     ignore_grammar = False
@@ -79,26 +69,14 @@ class _Server(ThreadingHTTPServer):
     completions = 0
 
 
-class NoGrammarPeer:
+class NoGrammarPeer(LoopbackPeer):
     def __init__(self, *, ignore_grammar: bool = False, drop_first: bool = False) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.ignore_grammar = ignore_grammar
-        self._server.drop_first = drop_first
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._peer = _Server(("127.0.0.1", 0), _Handler)
+        self._peer.ignore_grammar = ignore_grammar
+        self._peer.drop_first = drop_first
+        super().__init__(self._peer)
 
     @property
     def completions(self) -> int:
         """How many ``/completion`` requests arrived (answered or not)."""
-        return self._server.completions
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> NoGrammarPeer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self._peer.completions
