@@ -181,12 +181,15 @@ def _forced_rows(server: KldServer, corpus: Tokenized, k: int, stats: FetchStats
     stats.add(first_stats)
     stats.method = "forced"
     rows = [first]
-    with ThreadPoolExecutor(server.slots + 1) as pool:
+    pool = ThreadPoolExecutor(server.slots + 1)
+    try:
         futures = [pool.submit(_forced_document, server, toks, pos, k, eog) for toks, pos in docs[1:]]
         for future in futures:
             doc_rows, doc_stats = future.result()
             rows.append(doc_rows)
             stats.add(doc_stats)
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error, the documents not yet asked for are not asked
     return [entry for doc_rows in rows for entry in doc_rows]
 
 

@@ -195,6 +195,7 @@ def write(path: Path, result: Result, *, corpus_name: str) -> None:
         "k": result.k,
         "corpus": corpus_name,
         "cache": result.cache,
+        "lists": result.candidate_stats.method,  # how the candidate's lists were asked for: forced or prefixes
         "caveats": list(result.caveats),
         "figures": [
             {

@@ -161,7 +161,8 @@ def measure(
         k=options.k,
         docs=tuple(docs),
         figures=tuple(by_category(docs, options.confidence)),
-        caveats=tuple(caveats(ref.gguf, candidate_gguf)),
+        # How the lists were asked for, when it was not the usual way (fetch.py): a server without token grammars.
+        caveats=(*caveats(ref.gguf, candidate_gguf), *(ref.stats.notes if ref.stats else ()), *cand_stats.notes),
         cache=ref.cache,
         reference_stats=ref.stats,
         candidate_stats=cand_stats,

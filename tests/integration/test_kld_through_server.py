@@ -108,6 +108,10 @@ def test_a_server_without_token_grammars_is_asked_one_prompt_per_prefix(ignore_g
         assert note.startswith("old-llama: ") and note.endswith("asked one prompt per prefix instead (slower)")
         with pytest.raises(NotForced, match="old-llama: "):
             fetch(server, tokens, 2, method="forced")
+        # Measured against a reference, the note is a caveat under the KLD table.
+        reference = ReferenceLists("ref", None, tokens, lists, "hit", None)
+        result = measure(server, reference, Corpus("c", (Document("d", "text", text="abcabcab"),)), Options(k=2))
+        assert note in result.caveats and result.candidate_stats.method == "prefixes"
 
 
 def test_second_candidate_reads_the_cached_reference_and_runs_are_identical(
