@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class FetchStats:
-    """Where a fetch's time went: wall, the server's own prompt time, requests, and tokens it evaluated."""
+    """Where a fetch's time went (wall, the server's own time, JSON decoding), its requests and the tokens the
+    server evaluated, and how the lists were asked for."""
 
     wall_s: float = 0.0
     server_ms: float = 0.0  # Σ the server's own time (prompt_ms, and predicted_ms of forced tokens)
@@ -31,7 +32,7 @@ class FetchStats:
     requests: int = 0
     evaluated: int = 0
     positions: int = 0
-    method: str = ""  # "forced" or "prefixes" (see the module's docstring)
+    method: str = ""  # "forced" or "prefixes" (see pytest_quantgate.kld.fetch)
     notes: list[str] = field(default_factory=list)
 
     def add(self, other: FetchStats) -> None:
@@ -47,7 +48,7 @@ class Refused(KldError):
 
 
 class NotForced(KldError):
-    """The server does not force a generation with a grammar of token ids (see :func:`fetch`)."""
+    """The server does not force a generation with a grammar of token ids (see :mod:`pytest_quantgate.kld.fetch`)."""
 
 
 class KldServer:
