@@ -69,6 +69,7 @@ class Lease:
         self._probe_timeout_s = probe_timeout_s
         self._released = False
         self._failure: tuple[type[ServerError], str] | None = None  # raised before every later request
+        self._process: psutil.Process | None = None  # the server's, looked up once (see alive)
 
     @property
     def base_url(self) -> str:
@@ -81,8 +82,11 @@ class Lease:
             return False
         # Also for a server of our own: killed, a multi-threaded server's main thread is a zombie before the
         # process can be reaped (poll() still says running while its port already refuses connections).
+        # The Process is looked up once: each lookup reads /proc twice more, and this runs twice a level.
         try:
-            return psutil.Process(self.info.pid).status() != psutil.STATUS_ZOMBIE
+            if self._process is None:
+                self._process = psutil.Process(self.info.pid)
+            return self._process.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
 
