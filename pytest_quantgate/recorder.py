@@ -18,6 +18,7 @@ from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, pars
 from pytest_quantgate.keys import suite_of
 from pytest_quantgate.levels import (
     IterationScore,
+    IterationTally,
     RequestRecord,
     RunAggregate,
     Sample,
@@ -229,6 +230,7 @@ class Recorder:
         self.started_at = now_iso()
         self._parts: dict[Part, None] = {}  # in the order collected (or first reported)
         self._streams: dict[Part, ResultStream] = {}
+        self._tallies: dict[Part, IterationTally] = {}  # what the progress lines read
         self._host: dict[str, object] | None = None
         self._sequential: SequentialTest | None = None
         self._item_sequential: ItemSequentialTest | None = None
@@ -242,6 +244,7 @@ class Recorder:
         part = Part(sample.preset, suite_of(sample.level))
         self._parts.setdefault(part)
         self.samples[sample.preset].append(sample)
+        self._tallies.setdefault(part, IterationTally()).add(sample)
         self._stream(part).add(sample)
 
     def prepare(self, parts: Iterable[Part]) -> None:
@@ -307,6 +310,15 @@ class Recorder:
 
     def iteration_scores(self, part: Part) -> list[IterationScore]:
         return iteration_scores(part.preset, self.samples_of(part))
+
+    def iteration_progress(self, part: Part, iteration: int) -> tuple[IterationScore, float] | None:
+        """*iteration*'s score so far and the mean percentage of every iteration so far, as
+        :meth:`iteration_scores` has them (None before a judged sample of *iteration*); kept up to date
+        sample by sample, as the progress line reads it after every iteration."""
+        tally = self._tallies.get(part)
+        this = tally.score(iteration) if tally is not None else None
+        mean = tally.mean_percent() if tally is not None else None
+        return None if this is None or mean is None else (this, mean)
 
     def aggregate(self, part: Part) -> RunAggregate:
         info = read_info(self.config.preset_dir(part.preset))
