@@ -230,7 +230,9 @@ class Recorder:
         self.started_at = now_iso()
         self._parts: dict[Part, None] = {}  # in the order collected (or first reported)
         self._streams: dict[Part, ResultStream] = {}
-        self._tallies: dict[Part, IterationTally] = {}  # what the progress lines read
+        # What the progress lines read, and how many of the preset's samples each has taken in: brought up to
+        # date when a line is asked for, so that a run without progress lines (-q, xdist workers) pays nothing.
+        self._tallies: dict[Part, tuple[IterationTally, int]] = {}
         self._host: dict[str, object] | None = None
         self._sequential: SequentialTest | None = None
         self._item_sequential: ItemSequentialTest | None = None
@@ -244,7 +246,6 @@ class Recorder:
         part = Part(sample.preset, suite_of(sample.level))
         self._parts.setdefault(part)
         self.samples[sample.preset].append(sample)
-        self._tallies.setdefault(part, IterationTally()).add(sample)
         self._stream(part).add(sample)
 
     def prepare(self, parts: Iterable[Part]) -> None:
@@ -313,11 +314,16 @@ class Recorder:
 
     def iteration_progress(self, part: Part, iteration: int) -> tuple[IterationScore, float] | None:
         """*iteration*'s score so far and the mean percentage of every iteration so far, as
-        :meth:`iteration_scores` has them (None before a judged sample of *iteration*); kept up to date
-        sample by sample, as the progress line reads it after every iteration."""
-        tally = self._tallies.get(part)
-        this = tally.score(iteration) if tally is not None else None
-        mean = tally.mean_percent() if tally is not None else None
+        :meth:`iteration_scores` has them (None before a judged sample of *iteration*), from a tally that
+        takes in only the samples that arrived since the last call."""
+        tally, taken = self._tallies.get(part) or (IterationTally(), 0)
+        samples = self.samples.get(part.preset, [])
+        for sample in samples[taken:]:
+            if suite_of(sample.level) == part.suite:
+                tally.add(sample)
+        self._tallies[part] = (tally, len(samples))
+        this = tally.score(iteration)
+        mean = tally.mean_percent()
         return None if this is None or mean is None else (this, mean)
 
     def aggregate(self, part: Part) -> RunAggregate:
