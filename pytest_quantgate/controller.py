@@ -151,7 +151,7 @@ class Controller:
         )
 
     def progress_line(self, preset_id: str, iteration: int) -> str | None:
-        # Iteration scores only, kept up to date by the recorder sample by sample: the full aggregate (an
+        # Iteration scores only, from the recorder's tally of the samples so far: the full aggregate (an
         # interval per level), or even the scores recomputed from every sample, would cost a pass over the
         # whole run after every iteration.
         shown = []
