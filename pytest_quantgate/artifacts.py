@@ -70,6 +70,17 @@ def request_params(exchange: Exchange) -> dict[str, Any]:
 _PROMPT_KEYS = ("prompt", "messages")
 
 
+def _open_append(path: Path) -> int:
+    """A descriptor appending to *path*, its directory made when missing (tried after the open fails, not
+    before each batch: the directory is there for all but the first)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o644)
+
+
 def read_artifacts(preset_dir: str | os.PathLike[str], iteration: int) -> dict[str, dict[str, Any]]:
     """An iteration's artifacts by level name (the last record wins if a level ran twice)."""
     path = artifact_path(Path(preset_dir), iteration)
@@ -126,8 +137,7 @@ class ArtifactWriter:
             return
         data = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records).encode("utf-8")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = _open_append(path)
             try:
                 if os.write(fd, data) != len(data):
                     self.errors.append(f"{path}: short write (is the disk full?)")

@@ -151,17 +151,16 @@ class Controller:
         )
 
     def progress_line(self, preset_id: str, iteration: int) -> str | None:
-        # Iteration scores only: the full aggregate (an interval per level) would be recomputed over the
+        # Iteration scores only, from the recorder's tally of the samples so far: the full aggregate (an
+        # interval per level), or even the scores recomputed from every sample, would cost a pass over the
         # whole run after every iteration.
         shown = []
         tokens_per_s = []
         several = self.recorder.several_suites
         for part in (p for p in self.recorder.parts() if p.preset == preset_id):
-            scores = self.recorder.iteration_scores(part)
-            this = next((it for it in scores if it.iteration == iteration), None)
-            if this is None:
+            if (progress := self.recorder.iteration_progress(part, iteration)) is None:
                 continue
-            mean = sum(it.percent for it in scores) / len(scores)
+            this, mean = progress
             name = f"{part.suite} " if several else ""
             shown.append(f"{name}{this.percent:.1f} % (running mean {mean:.1f} %)")
             if this.tokens_per_s:

@@ -363,19 +363,64 @@ def _iteration_scores(judged: list[Sample], max_points: float) -> list[Iteration
     by_iteration: dict[int, list[Sample]] = defaultdict(list)
     for s in judged:
         by_iteration[s.iteration].append(s)
-    scores = []
-    for k in sorted(by_iteration):
-        raw = math.fsum(s.points for s in by_iteration[k] if s.passed)
-        scores.append(
-            IterationScore(
-                iteration=k,
-                raw=raw,
-                percent=100 * raw / max_points if max_points else 0.0,
-                tokens_per_s=iteration_tokens_per_s(by_iteration[k]),
-                errors=sum(s.outcome == "error" for s in by_iteration[k]),
-            )
-        )
-    return scores
+    return [_iteration_score(k, by_iteration[k], max_points) for k in sorted(by_iteration)]
+
+
+def _iteration_score(iteration: int, judged: list[Sample], max_points: float) -> IterationScore:
+    raw = _raw(judged)
+    return IterationScore(
+        iteration=iteration,
+        raw=raw,
+        percent=_percent(raw, max_points),
+        tokens_per_s=iteration_tokens_per_s(judged),
+        errors=sum(s.outcome == "error" for s in judged),
+    )
+
+
+def _raw(judged: Iterable[Sample]) -> float:
+    return math.fsum(s.points for s in judged if s.passed)
+
+
+def _percent(raw: float, max_points: float) -> float:
+    return 100 * raw / max_points if max_points else 0.0
+
+
+class IterationTally:
+    """One preset's iteration scores kept up to date sample by sample: what the progress line shows after
+    each iteration, as :func:`iteration_scores` computes it from every sample so far, without that pass
+    over the whole run (which made a run's progress lines quadratic in its length)."""
+
+    def __init__(self) -> None:
+        self._points: dict[str, float] = {}  # per level: the most points any of its samples is worth
+        self._judged: dict[int, list[Sample]] = {}  # per iteration, in arrival order
+        self._raw: dict[int, float] = {}  # per iteration: points passed (dropped when a sample arrives)
+
+    def add(self, sample: Sample) -> None:
+        if sample.outcome == "skipped":
+            return
+        self._points[sample.level] = max(self._points.get(sample.level, sample.points), sample.points)
+        self._judged.setdefault(sample.iteration, []).append(sample)
+        self._raw.pop(sample.iteration, None)
+
+    def score(self, iteration: int) -> IterationScore | None:
+        """*iteration*'s score so far (None before a judged sample of it), as :func:`iteration_scores` has it."""
+        judged = self._judged.get(iteration)
+        return _iteration_score(iteration, judged, self._max_points()) if judged else None
+
+    def mean_percent(self) -> float | None:
+        """The mean of every iteration's percentage so far (None before a judged sample)."""
+        if not self._judged:
+            return None
+        max_points = self._max_points()
+        return sum(_percent(self._raw_of(k), max_points) for k in sorted(self._judged)) / len(self._judged)
+
+    def _raw_of(self, iteration: int) -> float:
+        if (raw := self._raw.get(iteration)) is None:
+            raw = self._raw[iteration] = _raw(self._judged[iteration])
+        return raw
+
+    def _max_points(self) -> float:
+        return math.fsum(self._points.values())
 
 
 def aggregate(

@@ -18,6 +18,7 @@ from pytest_quantgate.gates import GateOutcome, GateSpec, dedupe, evaluate, pars
 from pytest_quantgate.keys import suite_of
 from pytest_quantgate.levels import (
     IterationScore,
+    IterationTally,
     RequestRecord,
     RunAggregate,
     Sample,
@@ -229,6 +230,9 @@ class Recorder:
         self.started_at = now_iso()
         self._parts: dict[Part, None] = {}  # in the order collected (or first reported)
         self._streams: dict[Part, ResultStream] = {}
+        # What the progress lines read, and how many of the preset's samples each has taken in: brought up to
+        # date when a line is asked for, so that a run without progress lines (-q, xdist workers) pays nothing.
+        self._tallies: dict[Part, tuple[IterationTally, int]] = {}
         self._host: dict[str, object] | None = None
         self._sequential: SequentialTest | None = None
         self._item_sequential: ItemSequentialTest | None = None
@@ -307,6 +311,20 @@ class Recorder:
 
     def iteration_scores(self, part: Part) -> list[IterationScore]:
         return iteration_scores(part.preset, self.samples_of(part))
+
+    def iteration_progress(self, part: Part, iteration: int) -> tuple[IterationScore, float] | None:
+        """*iteration*'s score so far and the mean percentage of every iteration so far, as
+        :meth:`iteration_scores` has them (None before a judged sample of *iteration*), from a tally that
+        takes in only the samples that arrived since the last call."""
+        tally, taken = self._tallies.get(part) or (IterationTally(), 0)
+        samples = self.samples.get(part.preset, [])
+        for sample in samples[taken:]:
+            if suite_of(sample.level) == part.suite:
+                tally.add(sample)
+        self._tallies[part] = (tally, len(samples))
+        this = tally.score(iteration)
+        mean = tally.mean_percent()
+        return None if this is None or mean is None else (this, mean)
 
     def aggregate(self, part: Part) -> RunAggregate:
         info = read_info(self.config.preset_dir(part.preset))

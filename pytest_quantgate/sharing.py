@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -69,22 +70,20 @@ class Lease:
         self._probe_timeout_s = probe_timeout_s
         self._released = False
         self._failure: tuple[type[ServerError], str] | None = None  # raised before every later request
+        self._process = _ProcessState(info.pid) if info.pid is not None else None
 
     @property
     def base_url(self) -> str:
         return self.info.base_url
 
     def alive(self) -> bool:
-        if self.info.pid is None:
+        if self._process is None:
             return True  # attached: the client's own errors say whether it answers
         if self._owned is not None and not self._owned.alive():
             return False
         # Also for a server of our own: killed, a multi-threaded server's main thread is a zombie before the
         # process can be reaped (poll() still says running while its port already refuses connections).
-        try:
-            return psutil.Process(self.info.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+        return self._process.running()
 
     def check_alive(self) -> None:
         """Raise ServerDiedError once the process is gone, ServerUnresponsiveError once it was found not
@@ -157,6 +156,8 @@ class Lease:
         if self._released:
             return
         self._released = True
+        if self._process is not None:
+            self._process.close()
         if self._state_dir is None:
             return
         with _lock(self._state_dir):
@@ -169,6 +170,47 @@ class Lease:
                     stop_group(self.info.pid)
                 state["stopped"] = True
             _write(self._state_dir, state)
+
+
+class _ProcessState:
+    """Whether a process still runs (is neither gone nor a zombie), cheaply enough to ask before every request.
+
+    On Linux one read of ``/proc/<pid>/stat`` through a descriptor opened at the first question: ~4 µs, where
+    psutil reads and parses the file anew (~15 µs, and ~10 µs more to look the process up). The descriptor
+    stays with the process it was opened for: once that is reaped, reading it fails, whoever gets the pid
+    next. Without /proc (macOS), psutil.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._fd: int | None = None
+        self._opened = False  # tried already: no /proc, or closed (psutil from then on)
+        self._process: psutil.Process | None = None
+
+    def running(self) -> bool:
+        if not self._opened:
+            self._opened = True
+            with contextlib.suppress(OSError):  # no /proc, or the process is gone already: psutil says which
+                self._fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        if (fd := self._fd) is not None:
+            try:
+                stat = os.pread(fd, 512, 0)
+            except OSError:  # ESRCH: reaped
+                return False
+            # "pid (name) S ...": the state letter follows the last ")", as a name may hold one too.
+            return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"")
+        try:
+            if self._process is None:
+                self._process = psutil.Process(self.pid)
+            return self._process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def close(self) -> None:
+        self._opened = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 _FAILURES: dict[str, type[ServerError]] = {

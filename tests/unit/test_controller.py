@@ -460,3 +460,36 @@ def test_each_suite_is_settled_apart_and_the_run_stops_when_every_one_is(tmp_pat
         f"{GATE_PREFIX}verdict[new · test_tiny.py vs old]": False,
         f"{GATE_PREFIX}verdict[new · more/test_more.py vs old]": False,
     }
+
+
+def test_progress_lines_read_what_the_scores_of_every_sample_say_in_any_arrival_order(tmp_path: Path) -> None:
+    """Two presets, two suites, reports arriving out of order as xdist workers send them: each progress line
+    shows what the iteration scores recomputed from every sample so far say."""
+    import random
+
+    ctl = controller(tmp_path, "a", "b")
+    levels = [*LEVELS, *OTHER]
+    collect(ctl, iterations=4, levels=levels)
+    rng = random.Random(7)
+    samples = [
+        sample(p, level, k, "failed" if rng.random() < 0.3 else rng.choice(["passed", "passed", "error", "skipped"]))
+        for p in ("a", "b")
+        for k in range(1, 5)
+        for level in levels
+    ]
+    rng.shuffle(samples)
+    lines = 0
+    for s in samples:
+        arrival = ctl.add(Report(nodeid(s.level, s.preset, s.iteration), quantgate_sample=s))
+        if arrival is None or arrival.progress is None:
+            continue
+        shown = []
+        for part in (p for p in ctl.recorder.parts() if p.preset == s.preset):
+            scores = ctl.recorder.iteration_scores(part)
+            this = next((it for it in scores if it.iteration == s.iteration), None)
+            if this is not None:
+                mean = sum(it.percent for it in scores) / len(scores)
+                shown.append(f"{part.suite} {this.percent:.1f} % (running mean {mean:.1f} %)")
+        assert arrival.progress.startswith(f"quantgate {s.preset} iteration {s.iteration}/4: {'; '.join(shown)}")
+        lines += 1
+    assert lines == 8  # every (preset, iteration) completes once

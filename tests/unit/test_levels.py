@@ -13,6 +13,7 @@ from pytest_quantgate.completion import Completion, Timings
 from pytest_quantgate.errors import SpecError
 from pytest_quantgate.levels import (
     LEVEL_MARK_KWARGS,
+    IterationTally,
     LevelSpec,
     RequestRecord,
     Sample,
@@ -400,3 +401,31 @@ def test_iteration_scores_stay_within_0_and_100_percent(samples: list[Sample]) -
 @given(samples=_RUN_SAMPLES)
 def test_the_progress_lines_iteration_scores_are_the_aggregates(samples: list[Sample]) -> None:
     assert iteration_scores("p", samples) == list(aggregate("p", samples).iterations)
+
+
+_TALLIED = st.lists(
+    st.builds(
+        sample,
+        level=st.sampled_from(["L1", "L2", "L3"]),
+        iteration=st.integers(1, 4),
+        outcome=st.sampled_from(["passed", "failed", "error", "skipped"]),
+        points=st.sampled_from([0.1, 0.2, 0.7, 1.0, 25.0]),  # sums that floating point rounds
+        requests=st.lists(
+            st.builds(req, predicted_n=st.integers(0, 600), predicted_ms=st.floats(0.0, 5000.0)), max_size=2
+        ).map(tuple),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(samples=_TALLIED)
+def test_the_tally_gives_the_progress_line_what_iteration_scores_gives_it(samples: list[Sample]) -> None:
+    tally = IterationTally()
+    for n, s in enumerate(samples, 1):
+        tally.add(s)
+        scores = iteration_scores("p", samples[:n])
+        for k in range(1, 5):
+            assert tally.score(k) == next((it for it in scores if it.iteration == k), None)
+        mean = sum(it.percent for it in scores) / len(scores) if scores else None
+        assert tally.mean_percent() == mean  # the very same float, not merely close

@@ -25,7 +25,7 @@ from pytest_quantgate.client import Client
 from pytest_quantgate.errors import ClientError, ServerDiedError, ServerStartError, ServerUnresponsiveError
 from pytest_quantgate.llm import Llm
 from pytest_quantgate.presets import Preset
-from pytest_quantgate.sharing import STATE, Lease, acquire, attach, read_info, reap
+from pytest_quantgate.sharing import STATE, Lease, ServerInfo, acquire, attach, read_info, reap
 
 if TYPE_CHECKING:
     from peers.broken_server import BrokenPeer
@@ -304,3 +304,37 @@ def test_reap_stops_what_a_crashed_worker_left_behind(tmp_path: Path) -> None:
     finally:
         if not gone(pid):
             psutil.Process(pid).kill()
+
+
+@pytest.mark.parametrize("procfs", [True, False], ids=["through-proc", "through-psutil"])
+def test_a_server_reads_as_alive_until_it_is_a_zombie_and_after_it_is_reaped(
+    procfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read through a descriptor of /proc/<pid>/stat where there is one, else (macOS; here: /proc hidden)
+    through psutil; a killed server's main thread is a zombie until reaped, and a zombie is not alive."""
+    if not procfs:
+        real_open = os.open
+
+        def no_proc(path: str | os.PathLike[str], *args: object, **kwargs: object) -> int:
+            if str(path).startswith("/proc/"):
+                raise FileNotFoundError(path)
+            return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "open", no_proc)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    info = ServerInfo(base_url="http://127.0.0.1:9", pid=child.pid, load_s=None, log=None, argv=(), attached=False)
+    lease = Lease(info, None, None)  # not owned: only the process's state says
+    try:
+        assert lease.alive()
+        assert lease.alive()  # asked again through what the first question opened
+        child.kill()
+        deadline = time.monotonic() + 60
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not lease.alive()
+        child.wait()
+        assert not lease.alive()
+    finally:
+        child.kill()
+        child.wait()
+        lease.release()
