@@ -60,7 +60,7 @@ PRESET = """id: bench-tiny
 model: {model}
 context_size: {context}
 parallel: {parallel}
-extra_args: ["--threads", "2", "--no-warmup"]
+extra_args: ["--threads", "{threads}", "--no-warmup"]
 startup_timeout: 30
 sampler: {{temperature: 0.0, top_k: 1, seed: 0}}
 request: {{max_tokens: 8, timeout_s: 120, stream: true}}
@@ -152,9 +152,9 @@ def bench_model(tmp: Path, context: int) -> Path:
     return copy
 
 
-def bench_preset(tmp: Path, model: Path, *, context: int, parallel: int = 1) -> Path:
-    path = tmp / f"bench-tiny-np{parallel}.yaml"
-    path.write_text(PRESET.format(model=model, context=context * parallel, parallel=parallel))
+def bench_preset(tmp: Path, model: Path, *, context: int, parallel: int = 1, threads: int = 2) -> Path:
+    path = tmp / f"bench-tiny-np{parallel}-t{threads}.yaml"
+    path.write_text(PRESET.format(model=model, context=context * parallel, parallel=parallel, threads=threads))
     return path
 
 

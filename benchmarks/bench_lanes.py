@@ -310,14 +310,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="fixed requests (and slot rounds) per run")
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--breakdown", action="store_true", help="also where B7a's milliseconds go (see above)")
+    parser.add_argument(
+        "--server-threads", type=int, default=2, help="the server's --threads (1 leaves the harness a core of its own)"
+    )
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs; tiny F16 model (context {BENCH_CONTEXT} per slot); "
-          f"{PROMPT_TOKENS} tokens in / {OUTPUT_TOKENS} out, ignore_eos")  # fmt: skip
+    print(f"machine: {os.cpu_count()} CPUs; tiny F16 model (context {BENCH_CONTEXT} per slot, server --threads "
+          f"{args.server_threads}); {PROMPT_TOKENS} tokens in / {OUTPUT_TOKENS} out, ignore_eos")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = bench_model(tmp, BENCH_CONTEXT)
-        one = bench_preset(tmp, model, context=BENCH_CONTEXT, parallel=1)
-        many = bench_preset(tmp, model, context=BENCH_CONTEXT, parallel=args.slots)
+        one = bench_preset(tmp, model, context=BENCH_CONTEXT, parallel=1, threads=args.server_threads)
+        many = bench_preset(tmp, model, context=BENCH_CONTEXT, parallel=args.slots, threads=args.server_threads)
         lane_run(one, "sequential", 2, 1)  # warm-up: imports happen once per process
         lane_ms, bare_ms, extra = [], [], []
         lane_tps, bare_tps, ratios = [], [], []
