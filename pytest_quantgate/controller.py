@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pytest_quantgate.baselines import load_baselines
 from pytest_quantgate.keys import level_key, preset_iteration, suite_of
-from pytest_quantgate.recorder import SAMPLE_ATTR, Part, Recorder, load_baselines
+from pytest_quantgate.recorder import SAMPLE_ATTR, Part, Recorder
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

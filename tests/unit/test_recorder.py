@@ -1,5 +1,5 @@
-"""Tests of pytest_quantgate.recorder without pytest's reports or a server: samples from plain values, the
-results stream, and resolving --baseline against the collected suite."""
+"""Tests of pytest_quantgate.recorder without pytest's reports or a server: samples from plain values and the
+results stream."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
-from result_builders import make_result, tiny_levels
 
 from pytest_quantgate.completion import Completion, Timings
 from pytest_quantgate.config import RunConfig
-from pytest_quantgate.errors import ResultsError, ServerDiedError
+from pytest_quantgate.errors import ServerDiedError
 from pytest_quantgate.keys import LevelInfo
 from pytest_quantgate.levels import LevelSpec
 from pytest_quantgate.measures import Measurement
@@ -22,10 +21,9 @@ from pytest_quantgate.recorder import (
     level_error,
     level_outcome,
     level_sample,
-    load_baselines,
     one_line,
 )
-from pytest_quantgate.results import load_result, store_latest
+from pytest_quantgate.results import load_result
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -144,34 +142,3 @@ def test_every_sample_is_on_disk_when_add_returns(tmp_path: Path) -> None:
         assert json.loads(lines[-1])["sample"]["iteration"] == k
     partial = load_result(stream)  # what a crash would leave: readable, incomplete
     assert (len(partial.samples), partial.complete) == (2, False)
-
-
-# -- --baseline, resolved against the collected suite -------------------------------------------------
-
-
-def test_no_baseline_when_none_is_named_or_it_is_a_preset_of_this_run(tmp_path: Path) -> None:
-    keys = ["test_tiny.py::test_copy"]
-    assert load_baselines(config(tmp_path, "p"), keys) == {}
-    assert load_baselines(config(tmp_path, "p", "q", baseline="q"), keys) == {}
-    assert load_baselines(config(tmp_path, "p", baseline="old"), []) == {}  # nothing collected
-
-
-def test_a_stored_baseline_is_found_by_preset_id_for_this_suite(tmp_path: Path) -> None:
-    old = make_result("old", tiny_levels(5))
-    stored = store_latest(old, tmp_path / "qg" / "results")
-    baselines = load_baselines(config(tmp_path, "p", baseline="old"), ["test_tiny.py::test_copy", "test_tiny.py::x"])
-    baseline = baselines["test_tiny.py"]
-    assert (baseline.path, baseline.result.preset.id) == (stored, "old")
-
-
-def test_a_missing_baseline_names_the_option(tmp_path: Path) -> None:
-    with pytest.raises(ResultsError, match=r"^--baseline .*nowhere"):
-        load_baselines(config(tmp_path, "p", baseline="nowhere"), ["test_tiny.py::test_copy"])
-
-
-def test_a_baseline_from_another_suite_names_both(tmp_path: Path) -> None:
-    path = tmp_path / "old.json"
-    path.write_text(make_result("old", tiny_levels(5)).model_dump_json())
-    with pytest.raises(ResultsError, match=r"comes from another suite: it holds the suite test_tiny\.py .*"
-                                           r"this run collected test_other\.py"):  # fmt: skip
-        load_baselines(config(tmp_path, "p", baseline=str(path)), ["test_other.py::test_a"])
