@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# httpx imports httpcore only when its first client is made. Made first inside a pytester run, httpcore would
+# be dropped from sys.modules with everything else that run imported, and the next import is a second copy
+# whose exceptions httpx no longer maps (an httpcore.ConnectError escapes where httpx.ConnectError is caught).
+import httpcore  # noqa: F401
 import pytest
 from peers.broken_server import BrokenPeer
 
