@@ -59,7 +59,7 @@ def from_props(props: dict[str, Any], slots: list[dict[str, Any]] | None) -> dic
     out: dict[str, Any] = {}
     if isinstance(props.get("total_slots"), int):
         out["total_slots"] = props["total_slots"]
-    n_ctx = [_int(slot.get("n_ctx")) for slot in slots or ()]
+    n_ctx = [whole_number(slot.get("n_ctx")) for slot in slots or ()]
     if n_ctx and all(n is not None for n in n_ctx):
         out["n_ctx_per_slot"] = n_ctx[0] if len(set(n_ctx)) == 1 else n_ctx
     elif isinstance(settings.get("n_ctx"), int):
@@ -162,7 +162,8 @@ def _show(key: str, value: Any) -> str:
     return str(value)
 
 
-def _int(value: object) -> int | None:
+def whole_number(value: object) -> int | None:
+    """A count as a server reports it (an int, or digits in a string); None for anything else, bools too."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -172,4 +173,4 @@ def _int(value: object) -> int | None:
     return None
 
 
-__all__ = ["asked_vs_took", "describe", "differences", "from_props", "load", "read", "save"]
+__all__ = ["asked_vs_took", "describe", "differences", "from_props", "load", "read", "save", "whole_number"]

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_quantgate.effective import whole_number
 from pytest_quantgate.stats import percentile
 
 if TYPE_CHECKING:
@@ -112,18 +113,18 @@ def exact_prompt(filler_tokens: Sequence[int], n: int) -> list[int]:
 def context_per_slot(props: Mapping[str, Any] | None, slots: Sequence[Mapping[str, Any]] | None) -> int | None:
     """A slot's context as the server took it: ``/slots`` n_ctx, else ``/props`` default_generation_settings."""
     for slot in slots or ():
-        value = _int(slot.get("n_ctx"))
+        value = whole_number(slot.get("n_ctx"))
         if value:
             return value
     if props:
         settings = props.get("default_generation_settings")
-        if isinstance(settings, dict) and (value := _int(settings.get("n_ctx"))):
+        if isinstance(settings, dict) and (value := whole_number(settings.get("n_ctx"))):
             return value
     return None
 
 
 def total_slots(props: Mapping[str, Any] | None, slots: Sequence[Mapping[str, Any]] | None) -> int | None:
-    if props and (value := _int(props.get("total_slots"))):
+    if props and (value := whole_number(props.get("total_slots"))):
         return value
     return len(slots) if slots else None
 
@@ -341,16 +342,6 @@ def metrics_acceptance(text: str) -> Acceptance | None:
     if drafted is None or accepted is None:
         return None
     return Acceptance(int(drafted), int(accepted))
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 __all__ = [
